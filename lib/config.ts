@@ -1,0 +1,221 @@
+/**
+ * The one typed configuration object, read from TG_* environment variables and
+ * `--flags` (a flag wins over its variable), validated once at start with every problem
+ * reported together, each naming its setting. Nothing else in lib/ reads process.env.
+ */
+import { ConfigError } from './errors.js';
+
+export interface RedisEndpoint {
+  host: string;
+  port: number;
+}
+
+export interface RedisSettings {
+  /** One seed for standalone or a cluster, several for a cluster. */
+  seeds: RedisEndpoint[];
+  username?: string;
+  password?: string;
+  tls: boolean;
+  /** Database index (standalone only; a cluster has only 0). */
+  db: number;
+  /** The URL as given, without its password, for messages. */
+  display: string;
+}
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+
+export interface Config {
+  redis: RedisSettings;
+  prefix: string;
+  watch: string;
+  partitions: number;
+  leaseTtlMs: number;
+  renewIntervalMs: number;
+  concurrency: number;
+  logLevel: LogLevel;
+  /** null: no HTTP server; 0: any free port. */
+  httpPort: number | null;
+  configureNotifications: boolean;
+  /** Module that replaces or extends the sink, resolved from the working directory. */
+  handler: string | null;
+  /** Most dirty keys one ticket job carries. */
+  batchSize: number;
+  /** How long the subscriber gathers events before appending them to the dirty streams. */
+  flushIntervalMs: number;
+  /** Deadline of a graceful stop. */
+  shutdownTimeoutMs: number;
+  /** How long a starting worker waits for an unreachable Redis before it gives up. */
+  connectTimeoutMs: number;
+}
+
+type Parser<T> = (raw: string, name: string) => T;
+
+interface Setting<K extends keyof Config> {
+  key: K;
+  env: string;
+  flag: string;
+  help: string;
+  /** Value when neither the variable nor the flag is set; a function when it derives from others. */
+  fallback: Config[K] | ((c: Partial<Config>) => Config[K]);
+  parse: Parser<Config[K]>;
+  /** A flag that needs no value (`--x` means true). */
+  boolean?: boolean;
+}
+
+class Invalid extends Error {}
+
+function integer(min: number, max = Number.MAX_SAFE_INTEGER): Parser<number> {
+  return (raw) => {
+    if (!/^\d+$/.test(raw.trim())) throw new Invalid(`'${raw}' is not a whole number`);
+    const n = Number(raw);
+    if (n < min || n > max) throw new Invalid(`${n} is outside ${min}..${max}`);
+    return n;
+  };
+}
+
+function bool(raw: string): boolean {
+  const v = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
+  throw new Invalid(`'${raw}' is not a boolean (1/0, true/false)`);
+}
+
+/** Parses `redis://[user:pass@]host:port[/db]`, comma-separated for several seeds. */
+export function parseRedisUrl(raw: string): RedisSettings {
+  const parts = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  if (parts.length === 0) throw new Invalid('no URL given');
+  const seeds: RedisEndpoint[] = [];
+  let username: string | undefined;
+  let password: string | undefined;
+  let tls: boolean | undefined;
+  let db = 0;
+  for (const part of parts) {
+    let url: URL;
+    try {
+      url = new URL(part);
+    } catch {
+      throw new Invalid(`'${part}' is not a URL like redis://host:port`);
+    }
+    if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+      throw new Invalid(`'${part}' must start with redis:// or rediss://`);
+    }
+    const secure = url.protocol === 'rediss:';
+    if (tls !== undefined && tls !== secure) throw new Invalid('seeds mix redis:// and rediss://');
+    tls = secure;
+    if (!url.hostname) throw new Invalid(`'${part}' has no host`);
+    const port = url.port ? Number(url.port) : 6379;
+    if (url.username) username = decodeURIComponent(url.username);
+    if (url.password) password = decodeURIComponent(url.password);
+    const path = url.pathname.replace(/^\//, '');
+    if (path !== '') {
+      if (!/^\d+$/.test(path)) throw new Invalid(`'${part}' has database '${path}', not a number`);
+      db = Number(path);
+    }
+    seeds.push({ host: url.hostname.replace(/^\[|\]$/g, ''), port });
+  }
+  const display = parts.map((p) => p.replace(/\/\/([^@/]*)@/, (_m, cred: string) => `//${cred.split(':')[0]}:***@`)).join(',');
+  return { seeds, username, password, tls: tls ?? false, db, display };
+}
+
+const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
+
+const SETTINGS: Setting<keyof Config>[] = [
+  s({ key: 'redis', env: 'TG_REDIS_URL', flag: '--redis-url', help: 'redis://host:port, comma-separated seeds for a cluster', fallback: parseRedisUrl('redis://127.0.0.1:6379'), parse: (raw) => parseRedisUrl(raw) }),
+  s({ key: 'prefix', env: 'TG_PREFIX', flag: '--prefix', help: 'prefix of every key the system writes', fallback: 'tg', parse: (raw) => {
+    if (!/^[A-Za-z0-9_.-]+$/.test(raw)) throw new Invalid(`'${raw}' must be letters, digits, '_', '.' or '-' (no ':' or braces)`);
+    return raw;
+  } }),
+  s({ key: 'watch', env: 'TG_WATCH', flag: '--watch', help: 'glob of the watched keys', fallback: '*', parse: (raw) => {
+    if (raw === '') throw new Invalid('must not be empty (use * to watch every key)');
+    return raw;
+  } }),
+  s({ key: 'partitions', env: 'TG_PARTITIONS', flag: '--partitions', help: 'number of partitions', fallback: 271, parse: integer(1, 16384) }),
+  s({ key: 'leaseTtlMs', env: 'TG_LEASE_TTL_MS', flag: '--lease-ttl-ms', help: 'lease time to live', fallback: 3000, parse: integer(100) }),
+  s({ key: 'renewIntervalMs', env: 'TG_RENEW_INTERVAL_MS', flag: '--renew-interval-ms', help: 'lease renewal period', fallback: (c) => Math.max(30, Math.floor((c.leaseTtlMs ?? 3000) / 3)), parse: integer(10) }),
+  s({ key: 'concurrency', env: 'TG_CONCURRENCY', flag: '--concurrency', help: 'ticket jobs run at once', fallback: 8, parse: integer(1, 10000) }),
+  s({ key: 'logLevel', env: 'TG_LOG_LEVEL', flag: '--log-level', help: 'error, warn, info or debug', fallback: 'info', parse: (raw) => {
+    const v = raw.toLowerCase() as LogLevel;
+    if (!LOG_LEVELS.includes(v)) throw new Invalid(`'${raw}' is not one of ${LOG_LEVELS.join(', ')}`);
+    return v;
+  } }),
+  s({ key: 'httpPort', env: 'TG_HTTP_PORT', flag: '--http-port', help: 'port of the HTTP probes and metrics, 0 for any free port, unset for none', fallback: null, parse: integer(0, 65535) }),
+  s({ key: 'configureNotifications', env: 'TG_CONFIGURE_NOTIFICATIONS', flag: '--configure-notifications', help: 'let the worker enable notify-keyspace-events', fallback: false, parse: bool, boolean: true }),
+  s({ key: 'handler', env: 'TG_HANDLER', flag: '--handler', help: 'module that replaces or extends the ticket sink', fallback: null, parse: (raw) => {
+    if (raw.trim() === '') throw new Invalid('must name a module');
+    return raw;
+  } }),
+  s({ key: 'batchSize', env: 'TG_BATCH_SIZE', flag: '--batch-size', help: 'most dirty keys in one ticket job', fallback: 200, parse: integer(1, 100000) }),
+  s({ key: 'flushIntervalMs', env: 'TG_FLUSH_INTERVAL_MS', flag: '--flush-interval-ms', help: 'how long events gather before they are appended', fallback: 5, parse: integer(0, 10000) }),
+  s({ key: 'connectTimeoutMs', env: 'TG_CONNECT_TIMEOUT_MS', flag: '--connect-timeout-ms', help: 'how long a starting worker waits for Redis', fallback: 60000, parse: integer(0) }),
+  s({ key: 'shutdownTimeoutMs', env: 'TG_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', help: 'deadline of a graceful stop', fallback: 30000, parse: integer(100) }),
+];
+
+function s<K extends keyof Config>(setting: Setting<K>): Setting<keyof Config> {
+  return setting as unknown as Setting<keyof Config>;
+}
+
+/** One line a setting, for --help. */
+export function usage(): string {
+  return SETTINGS.map((x) => `  ${x.flag.padEnd(28)} ${x.env.padEnd(28)} ${x.help}`).join('\n');
+}
+
+/**
+ * Builds the configuration from the environment and the command-line arguments.
+ * Throws ConfigError naming every bad setting, or an unknown flag.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Config {
+  const problems: string[] = [];
+  const raw = new Map<keyof Config, { value: string; from: string }>();
+  for (const setting of SETTINGS) {
+    const v = env[setting.env];
+    if (v !== undefined) raw.set(setting.key, { value: v, from: setting.env });
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.indexOf('=');
+    const name = eq >= 0 ? arg.slice(0, eq) : arg;
+    const setting = SETTINGS.find((x) => x.flag === name);
+    if (!setting) {
+      problems.push(`unknown argument '${arg}' (known flags: ${SETTINGS.map((x) => x.flag).join(', ')})`);
+      continue;
+    }
+    let value: string | undefined;
+    if (eq >= 0) value = arg.slice(eq + 1);
+    else if (setting.boolean && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('--'))) value = 'true';
+    else value = argv[++i];
+    if (value === undefined) {
+      problems.push(`${setting.flag} needs a value`);
+      continue;
+    }
+    raw.set(setting.key, { value, from: setting.flag });
+  }
+
+  const config: Partial<Record<keyof Config, unknown>> = {};
+  for (const setting of SETTINGS) {
+    const given = raw.get(setting.key);
+    if (!given) continue;
+    try {
+      config[setting.key] = setting.parse(given.value, given.from);
+    } catch (err) {
+      if (!(err instanceof Invalid)) throw err;
+      problems.push(`${given.from}: ${err.message}`);
+    }
+  }
+  for (const setting of SETTINGS) {
+    if (setting.key in config || raw.has(setting.key)) continue;
+    config[setting.key] = typeof setting.fallback === 'function' ? setting.fallback(config as Partial<Config>) : setting.fallback;
+  }
+
+  const c = config as Config;
+  const nameOf = (key: keyof Config) => raw.get(key)?.from ?? SETTINGS.find((x) => x.key === key)!.env;
+  if (problems.length === 0) {
+    if (c.renewIntervalMs >= c.leaseTtlMs) {
+      problems.push(`${nameOf('leaseTtlMs')}: ${c.leaseTtlMs} ms must be above ${nameOf('renewIntervalMs')} (${c.renewIntervalMs} ms)`);
+    } else if (c.renewIntervalMs * 2 > c.leaseTtlMs) {
+      problems.push(`${nameOf('renewIntervalMs')}: ${c.renewIntervalMs} ms leaves no time for a retry within ${nameOf('leaseTtlMs')} (${c.leaseTtlMs} ms); use at most half the TTL`);
+    }
+    if (c.redis.seeds.length > 1 && c.redis.db !== 0) problems.push(`${nameOf('redis')}: a cluster has only database 0`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return c;
+}

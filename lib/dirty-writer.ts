@@ -1,0 +1,97 @@
+/**
+ * The subscriber side of a dirty stream: keyspace events of forwarded partitions are
+ * coalesced in memory for a few milliseconds and appended (XADD, auto-pipelined) to their
+ * partition's stream. Appends never overlap, so under load batches simply grow. Entries
+ * seen while a partition was forwarded are appended even after it moved: late appends
+ * are duplicates at worst, while dropping them could lose the last change (DESIGN.md).
+ */
+import { Coalescer } from './coalescer.js';
+import type { Keys } from './keys.js';
+import type { Logger } from './logger.js';
+import { backoff, type RedisClient } from './redis.js';
+
+export interface DirtyWriterOptions {
+  client: RedisClient;
+  keys: Keys;
+  flushIntervalMs: number;
+  logger: Logger;
+  /** Called after entries were appended to a partition's stream. */
+  onAppended: (partition: number) => void;
+}
+
+/** Field names of a dirty entry: key, event, time seen. */
+export const DIRTY_FIELDS = { key: 'k', event: 'e', at: 't' } as const;
+
+export class DirtyWriter {
+  private readonly pending = new Coalescer();
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+  private failures = 0;
+  /** Keys appended so far (a counter for logs and metrics). */
+  appended = 0;
+
+  constructor(private readonly opts: DirtyWriterOptions) {}
+
+  add(partition: number, key: Buffer, event: string): void {
+    this.pending.add(partition, key, event, Date.now());
+    this.schedule();
+  }
+
+  /** Number of keys waiting to be appended. */
+  get backlog(): number {
+    return this.pending.size;
+  }
+
+  /** Appends everything gathered, retrying until it is all in Redis. */
+  async drain(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    for (;;) {
+      await this.flushing;
+      if (this.pending.size === 0) return;
+      await this.flush();
+    }
+  }
+
+  private schedule(delay = this.opts.flushIntervalMs): void {
+    if (this.timer || this.flushing) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, delay);
+  }
+
+  private flush(): Promise<void> {
+    this.flushing ??= this.append().finally(() => {
+      this.flushing = undefined;
+      if (this.pending.size > 0) this.schedule(this.failures > 0 ? backoff(this.failures) : this.opts.flushIntervalMs);
+    });
+    return this.flushing;
+  }
+
+  private async append(): Promise<void> {
+    const batch = this.pending.drain();
+    const { client, keys } = this.opts;
+    const results = await Promise.allSettled(
+      [...batch].map(async ([partition, dirty]) => {
+        const stream = keys.dirty(partition);
+        await Promise.all(dirty.map((d) => client.xadd(stream, '*', DIRTY_FIELDS.key, d.key, DIRTY_FIELDS.event, d.event, DIRTY_FIELDS.at, d.at)));
+        return partition;
+      }),
+    );
+    let failed = 0;
+    [...batch].forEach(([partition, dirty], i) => {
+      const result = results[i]!;
+      if (result.status === 'fulfilled') {
+        this.appended += dirty.length;
+        this.opts.onAppended(partition);
+      } else {
+        failed++;
+        // Some XADDs of the batch may have landed: appending them again is a harmless duplicate.
+        this.pending.restore(partition, dirty);
+        if (failed === 1) this.opts.logger.warn('dirty append failed; retrying', { partition, err: String(result.reason) });
+      }
+    });
+    this.failures = failed > 0 ? this.failures + 1 : 0;
+  }
+}

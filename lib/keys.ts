@@ -1,0 +1,75 @@
+/**
+ * Every Redis key and channel name the project writes, built here and nowhere else.
+ *
+ * The keys of one partition share the hash tag `{p<n>}` so a Lua script can touch a
+ * partition's lease, fencing token, coverage mark and dirty stream atomically in a cluster.
+ * Everything lives under `<prefix>:`, which is also how the worker recognises its own
+ * (and BullMQ's) writes and never tickets them.
+ */
+export class Keys {
+  readonly ownPrefix: Buffer;
+
+  constructor(readonly prefix: string) {
+    this.ownPrefix = Buffer.from(`${prefix}:`);
+  }
+
+  private partitionKey(partition: number, name: string): string {
+    return `${this.prefix}:{p${partition}}:${name}`;
+  }
+
+  /** Hash {owner, token, since}, with a TTL: the right to own the partition. */
+  lease(partition: number): string {
+    return this.partitionKey(partition, 'lease');
+  }
+
+  /** Fencing counter: never expires, so a token once used is never issued again. */
+  token(partition: number): string {
+    return this.partitionKey(partition, 'token');
+  }
+
+  /** Redis time (ms) up to which the partition was known covered; never expires. */
+  covered(partition: number): string {
+    return this.partitionKey(partition, 'covered');
+  }
+
+  /** Stream of dirty keys waiting for a ticket job. */
+  dirty(partition: number): string {
+    return this.partitionKey(partition, 'dirty');
+  }
+
+  /** The default sink: one stream of tickets. */
+  tickets(): string {
+    return `${this.prefix}:tickets`;
+  }
+
+  /** Sorted set of live workers scored by their last heartbeat (Redis ms). */
+  members(): string {
+    return `${this.prefix}:members`;
+  }
+
+  /** Membership and migration events, for any client to follow. */
+  eventsChannel(): string {
+    return `${this.prefix}:events`;
+  }
+
+  /** Handover control messages (disconnect requests), one channel per worker. */
+  controlChannel(workerId: string): string {
+    return `${this.prefix}:control:${workerId}`;
+  }
+
+  /** BullMQ key prefix: hash-tagged so each queue stays in one cluster slot. */
+  queuePrefix(): string {
+    return `${this.prefix}:{q}`;
+  }
+
+  /** True for the project's own keys, BullMQ's included. */
+  isOwn(key: Buffer): boolean {
+    return key.length >= this.ownPrefix.length && this.ownPrefix.compare(key, 0, this.ownPrefix.length) === 0;
+  }
+}
+
+/** Name of the consumer group through which the owner reads a dirty stream. */
+export const DIRTY_GROUP = 'owner';
+
+/** Name of the BullMQ queue that makes tickets. */
+export const TICKET_QUEUE = 'tickets';

@@ -1,0 +1,182 @@
+/**
+ * Keyspace ingest: one subscriber connection on every master (keyspace notifications
+ * are emitted only by the node that owns the key, only to its own clients), following
+ * the cluster topology. A node counts as covered only once Redis confirmed its
+ * pattern subscription; a dropped connection uncovers it until it is confirmed again.
+ */
+import { EventEmitter } from 'node:events';
+import type { Redis } from 'ioredis';
+import { NotificationsDisabledError } from './errors.js';
+import type { Logger } from './logger.js';
+import { missingFlags, withRequiredFlags } from './notifications.js';
+import { connectNode, endpointName, masters, type MasterNode, type RedisClient, type RedisTarget } from './redis.js';
+import { SLOT_COUNT } from './slots.js';
+
+export type KeyspaceHandler = (key: Buffer, event: Buffer) => void;
+
+export interface SubscriberOptions {
+  target: RedisTarget;
+  /** Command connection, for the topology. */
+  client: RedisClient;
+  watch: string;
+  configureNotifications: boolean;
+  logger: Logger;
+  onEvent: KeyspaceHandler;
+  /** How often the topology is read again. */
+  refreshIntervalMs?: number;
+}
+
+interface NodeSubscription {
+  name: string;
+  conn: Redis;
+  confirmed: boolean;
+  /** Epoch ms when the subscription was lost; null while confirmed or before the first one. */
+  downSince: number | null;
+}
+
+/**
+ * Emits 'confirmed' (node name) whenever a node's subscription is confirmed, and
+ * 'dropped' (node name, epoch ms) when a confirmed one is lost.
+ */
+export class KeyspaceSubscriber extends EventEmitter {
+  private readonly nodes = new Map<string, NodeSubscription>();
+  /** Index into nodeNames of the master serving each slot, -1 when unknown. */
+  private readonly slotNode = new Int32Array(SLOT_COUNT).fill(-1);
+  private nodeNames: string[] = [];
+  private readonly channelPrefixLength: number;
+  private readonly pattern: string;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private refreshing: Promise<void> | undefined;
+
+  constructor(private readonly opts: SubscriberOptions) {
+    super();
+    const db = opts.target.cluster ? 0 : opts.target.settings.db;
+    const channelPrefix = `__keyspace@${db}__:`;
+    this.channelPrefixLength = Buffer.byteLength(channelPrefix);
+    this.pattern = channelPrefix + opts.watch;
+  }
+
+  /** Subscribes on every master; resolves once all are confirmed. Throws when notifications are off. */
+  async start(): Promise<void> {
+    await this.refresh(true);
+    this.timer = setInterval(() => {
+      this.refresh(false).catch((err) => this.opts.logger.warn('topology refresh failed', { err: String(err) }));
+    }, this.opts.refreshIntervalMs ?? 5000);
+  }
+
+  /** True when the master serving the slot has a confirmed subscription. */
+  coversSlot(slot: number): boolean {
+    const i = this.slotNode[slot]!;
+    return i >= 0 && this.nodes.get(this.nodeNames[i]!)?.confirmed === true;
+  }
+
+  /** True when every slot in [first, last] is covered. */
+  coversRange(first: number, last: number): boolean {
+    for (let s = first; s <= last; s++) if (!this.coversSlot(s)) return false;
+    return true;
+  }
+
+  /** Masters currently subscribed to, and whether each is confirmed. */
+  status(): { node: string; confirmed: boolean }[] {
+    return [...this.nodes.values()].map((n) => ({ node: n.name, confirmed: n.confirmed }));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.refreshing?.catch(() => undefined);
+    await Promise.all([...this.nodes.values()].map((n) => n.conn.quit().catch(() => n.conn.disconnect())));
+    this.nodes.clear();
+  }
+
+  private refresh(initial: boolean): Promise<void> {
+    if (!this.refreshing) {
+      this.refreshing = this.doRefresh(initial).finally(() => (this.refreshing = undefined));
+    }
+    return this.refreshing;
+  }
+
+  private async doRefresh(initial: boolean): Promise<void> {
+    const current = await masters(this.opts.client, this.opts.target);
+    if (this.stopped) return;
+    this.nodeNames = current.map(endpointName);
+    this.slotNode.fill(-1);
+    current.forEach((node, i) => {
+      for (const [first, last] of node.ranges) this.slotNode.fill(i, first, last + 1);
+    });
+    const wanted = new Set(this.nodeNames);
+    for (const [name, sub] of this.nodes) {
+      if (!wanted.has(name)) {
+        this.opts.logger.info('master left the topology; unsubscribing', { node: name });
+        this.nodes.delete(name);
+        sub.conn.disconnect();
+      }
+    }
+    const added = current.filter((node) => !this.nodes.has(endpointName(node)));
+    await Promise.all(added.map((node) => this.attach(node, initial)));
+  }
+
+  /** Connects to one master; resolves on its first confirmed subscription. */
+  private attach(node: MasterNode, initial: boolean): Promise<void> {
+    const name = endpointName(node);
+    const conn = connectNode(this.opts.target, node, {
+      lazyConnect: true,
+      autoResubscribe: false,
+      maxRetriesPerRequest: null,
+      connectionName: 'tg-keyspace',
+    });
+    const sub: NodeSubscription = { name, conn, confirmed: false, downSince: null };
+    this.nodes.set(name, sub);
+    conn.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => {
+      this.opts.onEvent(channel.subarray(this.channelPrefixLength), message);
+    });
+    conn.on('error', (err: Error) => this.opts.logger.debug('keyspace subscriber error', { node: name, err: err.message }));
+    conn.on('close', () => {
+      if (sub.confirmed) {
+        sub.confirmed = false;
+        sub.downSince = Date.now();
+        this.opts.logger.warn('keyspace subscription lost', { node: name });
+        this.emit('dropped', name, sub.downSince);
+      }
+    });
+
+    return new Promise<void>((resolve, reject) => {
+      let first = true;
+      conn.on('ready', () => {
+        this.subscribe(sub)
+          .then(() => {
+            if (first) resolve();
+            first = false;
+          })
+          .catch((err: unknown) => {
+            if (first && initial && err instanceof NotificationsDisabledError) {
+              first = false;
+              reject(err);
+              return;
+            }
+            this.opts.logger.error('keyspace subscription failed; retrying on reconnect', { node: name, err: String(err) });
+            // A fresh connection retries the whole check once the node or its setting is fixed.
+            setTimeout(() => conn.disconnect(true), 1000).unref();
+          });
+      });
+      conn.connect().catch(() => undefined);
+    });
+  }
+
+  private async subscribe(sub: NodeSubscription): Promise<void> {
+    const [, flags] = (await sub.conn.config('GET', 'notify-keyspace-events')) as [string, string];
+    const missing = missingFlags(flags);
+    if (missing !== '') {
+      if (!this.opts.configureNotifications) throw new NotificationsDisabledError(sub.name, flags, missing);
+      await sub.conn.config('SET', 'notify-keyspace-events', withRequiredFlags(flags));
+      this.opts.logger.info('enabled keyspace notifications', { node: sub.name, was: flags });
+    }
+    await sub.conn.psubscribe(this.pattern);
+    sub.confirmed = true;
+    const gapSince = sub.downSince;
+    sub.downSince = null;
+    this.opts.logger.info('keyspace subscription confirmed', { node: sub.name, pattern: this.pattern });
+    this.emit('confirmed', sub.name, gapSince);
+  }
+}

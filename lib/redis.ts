@@ -1,0 +1,119 @@
+/**
+ * Connections to the project's Redis: one standalone server or a cluster, detected once
+ * at start. Every connection retries with capped exponential backoff, so a Redis that
+ * restarts is waited for rather than fatal.
+ */
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import type { RedisEndpoint, RedisSettings } from './config.js';
+import { RedisUnavailableError } from './errors.js';
+
+export type RedisClient = Redis | Cluster;
+
+export interface RedisTarget {
+  settings: RedisSettings;
+  cluster: boolean;
+}
+
+/** Backoff of reconnection attempts: 50 ms doubling to 2 s. */
+export function backoff(attempt: number): number {
+  return Math.min(2000, 50 * 2 ** Math.min(attempt, 6));
+}
+
+export function nodeOptions(settings: RedisSettings, extra: RedisOptions = {}): RedisOptions {
+  return {
+    username: settings.username,
+    password: settings.password,
+    tls: settings.tls ? {} : undefined,
+    retryStrategy: backoff,
+    ...extra,
+  };
+}
+
+/** Probes the first reachable seed: `cluster_enabled:1` means a cluster. */
+export async function detectTarget(settings: RedisSettings): Promise<RedisTarget> {
+  let lastError: unknown;
+  for (const seed of settings.seeds) {
+    const probe = new Redis({ ...nodeOptions(settings), host: seed.host, port: seed.port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 5000 });
+    probe.on('error', () => undefined);
+    try {
+      await probe.connect();
+      const info = await probe.info('cluster');
+      return { settings, cluster: /cluster_enabled:1/.test(info) };
+    } catch (err) {
+      lastError = err;
+    } finally {
+      probe.disconnect();
+    }
+  }
+  throw new RedisUnavailableError(settings.display, lastError);
+}
+
+export interface ConnectOptions {
+  /** BullMQ's blocking connections need requests that wait for reconnection forever. */
+  maxRetriesPerRequest?: number | null;
+  connectionName?: string;
+}
+
+/** A command connection to the whole deployment (cluster-aware where needed). */
+export function connect(target: RedisTarget, opts: ConnectOptions = {}): RedisClient {
+  const base = nodeOptions(target.settings, {
+    maxRetriesPerRequest: opts.maxRetriesPerRequest === undefined ? 20 : opts.maxRetriesPerRequest,
+    connectionName: opts.connectionName,
+  });
+  if (target.cluster) {
+    const options: ClusterOptions = {
+      redisOptions: base,
+      enableAutoPipelining: true,
+      clusterRetryStrategy: backoff,
+      slotsRefreshInterval: 5000,
+      maxRedirections: 32,
+    };
+    return new Cluster(target.settings.seeds.map((s) => ({ host: s.host, port: s.port })), options);
+  }
+  const seed = target.settings.seeds[0]!;
+  return new Redis({ ...base, host: seed.host, port: seed.port, db: target.settings.db, enableAutoPipelining: true });
+}
+
+/** A connection to one node (a subscriber, or a per-master check). */
+export function connectNode(target: RedisTarget, node: RedisEndpoint, extra: RedisOptions = {}): Redis {
+  return new Redis({ ...nodeOptions(target.settings, extra), host: node.host, port: node.port, db: target.cluster ? 0 : target.settings.db });
+}
+
+export interface MasterNode extends RedisEndpoint {
+  /** Slot ranges [first, last] it serves (all slots when standalone). */
+  ranges: [number, number][];
+}
+
+/** The masters and the slots each serves, from CLUSTER SLOTS (the one server when standalone). */
+export async function masters(client: RedisClient, target: RedisTarget): Promise<MasterNode[]> {
+  if (!target.cluster) {
+    const seed = target.settings.seeds[0]!;
+    return [{ host: seed.host, port: seed.port, ranges: [[0, 16383]] }];
+  }
+  const slots = await (client as Cluster).cluster('SLOTS');
+  const byNode = new Map<string, MasterNode>();
+  for (const [first, last, [host, port]] of slots) {
+    const id = `${host}:${port}`;
+    let node = byNode.get(id);
+    if (!node) byNode.set(id, (node = { host, port, ranges: [] }));
+    node.ranges.push([first, last]);
+  }
+  return [...byNode.values()].sort((a, b) => a.host.localeCompare(b.host) || a.port - b.port);
+}
+
+export function endpointName(node: RedisEndpoint): string {
+  return `${node.host}:${node.port}`;
+}
+
+type BufferCall = (...args: (string | number | Buffer)[]) => Promise<unknown>;
+
+/**
+ * A command whose reply keeps its bytes (keys of any content). ioredis generates
+ * `<command>Buffer` for every command but types only some, and its generic `callBuffer`
+ * loses the command name under auto-pipelining, so this is the one way to reach them.
+ */
+export function bufferCommand(client: RedisClient, command: string): BufferCall {
+  const fn = (client as unknown as Record<string, BufferCall>)[`${command}Buffer`];
+  if (typeof fn !== 'function') throw new Error(`ioredis has no ${command}Buffer`);
+  return fn.bind(client);
+}

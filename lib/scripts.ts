@@ -1,0 +1,110 @@
+/**
+ * The Lua scripts of lua/, read once and registered on a connection with ioredis's
+ * defineCommand (EVALSHA, falling back on EVAL after NOSCRIPT, cluster- and pipeline-
+ * aware). Each script has one typed function here, so no caller can pass wrong KEYS or
+ * ARGV. The key count of a script is part of its file name (BullMQ's convention).
+ */
+import { readFileSync } from 'node:fs';
+import type { RedisClient } from './redis.js';
+import type { Keys } from './keys.js';
+import { LeaseCode } from './errors.js';
+
+const LUA_DIR = new URL('../lua/', import.meta.url);
+
+const SCRIPT_FILES = {
+  acquireLease: 'acquire-lease-3.lua',
+  renewLease: 'renew-lease-2.lua',
+  releaseLease: 'release-lease-2.lua',
+  ackDirty: 'ack-dirty-1.lua',
+  readValue: 'read-value-1.lua',
+} as const;
+
+type ScriptName = keyof typeof SCRIPT_FILES;
+
+type Sources = Record<ScriptName, { lua: string; numberOfKeys: number }>;
+
+let sources: Sources | undefined;
+
+function loadSources(): Sources {
+  if (!sources) {
+    const loaded = {} as Sources;
+    for (const [name, file] of Object.entries(SCRIPT_FILES) as [ScriptName, string][]) {
+      const numberOfKeys = Number(/-(\d+)\.lua$/.exec(file)![1]);
+      loaded[name] = { lua: readFileSync(new URL(file, LUA_DIR), 'utf8'), numberOfKeys };
+    }
+    sources = loaded;
+  }
+  return sources;
+}
+
+type Call = (...args: (string | number | Buffer)[]) => Promise<unknown>;
+
+export interface Acquired {
+  token: number;
+  now: number;
+  /** Coverage mark left by the previous owner; -1 when never covered. */
+  previouslyCovered: number;
+}
+
+export interface ValueRead {
+  type: string;
+  /** Raw reply: a Buffer for strings, an array of Buffers (nested for streams) otherwise. */
+  value?: Buffer | unknown[];
+}
+
+export class Scripts {
+  private readonly call: Record<ScriptName, Call>;
+  private readonly callBuffer: Record<ScriptName, Call>;
+
+  constructor(
+    client: RedisClient,
+    private readonly keys: Keys,
+  ) {
+    const src = loadSources();
+    const call = {} as Record<ScriptName, Call>;
+    const callBuffer = {} as Record<ScriptName, Call>;
+    for (const name of Object.keys(src) as ScriptName[]) {
+      const command = `tg_${name}`;
+      if (!(command in client)) client.defineCommand(command, src[name]);
+      const target = client as unknown as Record<string, Call>;
+      call[name] = target[command]!.bind(client);
+      callBuffer[name] = target[`${command}Buffer`]!.bind(client);
+    }
+    this.call = call;
+    this.callBuffer = callBuffer;
+  }
+
+  /** Takes a free lease; null when another worker holds it. */
+  async acquireLease(partition: number, workerId: string, ttlMs: number): Promise<Acquired | null> {
+    const k = this.keys;
+    const reply = (await this.call.acquireLease(k.lease(partition), k.token(partition), k.covered(partition), workerId, ttlMs)) as number | number[];
+    if (reply === LeaseCode.Held) return null;
+    const [token, now, previouslyCovered] = reply as number[];
+    return { token: token!, now: now!, previouslyCovered: previouslyCovered! };
+  }
+
+  /** Extends the lease; null when the token was superseded (the lease is lost). */
+  async renewLease(partition: number, workerId: string, token: number, ttlMs: number): Promise<number | null> {
+    const k = this.keys;
+    const reply = (await this.call.renewLease(k.lease(partition), k.covered(partition), workerId, token, ttlMs)) as number;
+    return reply === LeaseCode.Superseded ? null : reply;
+  }
+
+  /** Gives the lease up; false when the token was already superseded. */
+  async releaseLease(partition: number, workerId: string, token: number): Promise<boolean> {
+    const k = this.keys;
+    const reply = (await this.call.releaseLease(k.lease(partition), k.covered(partition), workerId, token)) as number;
+    return reply !== LeaseCode.Superseded;
+  }
+
+  /** Acknowledges dirty entries and trims what no consumer holds any more. */
+  async ackDirty(partition: number, group: string, ids: readonly string[]): Promise<number> {
+    return (await this.call.ackDirty(this.keys.dirty(partition), group, ...ids)) as number;
+  }
+
+  /** Type and value of a key, read atomically, binary-safe. */
+  async readValue(key: Buffer): Promise<ValueRead> {
+    const [type, value] = (await this.callBuffer.readValue(key)) as [Buffer, Buffer | unknown[] | undefined];
+    return { type: type.toString(), value: value ?? undefined };
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * Reading the default sink back: every ticket of `<prefix>:tickets`, and the latest one
+ * (greatest seq) of each key. The load test, the tests and operators verify final values
+ * this way.
+ */
+import { compareStreamIds, keyId } from './coalescer.js';
+import type { Keys } from './keys.js';
+import { bufferCommand, type RedisClient } from './redis.js';
+
+export interface StoredTicket {
+  /** Stream id of the ticket in the sink. */
+  streamId: string;
+  key: Buffer;
+  event: string;
+  type: string;
+  value?: Buffer;
+  seq: string;
+  partition: number;
+  slot: number;
+  worker: string;
+  dirtyAt: number;
+  createdAt: number;
+  id: string;
+}
+
+function parse(streamId: Buffer, flat: Buffer[]): StoredTicket {
+  const f = new Map<string, Buffer>();
+  for (let i = 0; i + 1 < flat.length; i += 2) f.set(flat[i]!.toString(), flat[i + 1]!);
+  const str = (name: string) => f.get(name)?.toString() ?? '';
+  return {
+    streamId: streamId.toString(),
+    id: str('id'),
+    key: f.get('key') ?? Buffer.alloc(0),
+    event: str('event'),
+    type: str('type'),
+    value: f.get('value'),
+    seq: str('seq'),
+    partition: Number(str('partition')),
+    slot: Number(str('slot')),
+    worker: str('worker'),
+    dirtyAt: Number(str('dirtyAt')),
+    createdAt: Number(str('createdAt')),
+  };
+}
+
+/** Calls `each` for every ticket in the sink, oldest first, reading in bounded pages. */
+export async function forEachTicket(client: RedisClient, keys: Keys, each: (t: StoredTicket) => void, pageSize = 10000): Promise<number> {
+  let start = '-';
+  let count = 0;
+  for (;;) {
+    const page = (await bufferCommand(client, 'xrange')(keys.tickets(), start, '+', 'COUNT', pageSize)) as [Buffer, Buffer[]][];
+    for (const [id, fields] of page) {
+      each(parse(id, fields));
+      count++;
+    }
+    if (page.length < pageSize) return count;
+    start = `(${page[page.length - 1]![0].toString()}`;
+  }
+}
+
+/** Whether ticket a supersedes ticket b of the same key. */
+export function isLater(a: Pick<StoredTicket, 'seq'>, b: Pick<StoredTicket, 'seq'>): boolean {
+  return compareStreamIds(a.seq, b.seq) > 0;
+}
+
+/** The latest ticket of each key (by seq), keyed by the key's binary-safe id. */
+export async function latestTickets(client: RedisClient, keys: Keys): Promise<{ latest: Map<string, StoredTicket>; total: number }> {
+  const latest = new Map<string, StoredTicket>();
+  const total = await forEachTicket(client, keys, (t) => {
+    const id = keyId(t.key);
+    const seen = latest.get(id);
+    if (!seen || isLater(t, seen)) latest.set(id, t);
+  });
+  return { latest, total };
+}

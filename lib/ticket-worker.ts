@@ -1,0 +1,87 @@
+/**
+ * The BullMQ worker that makes tickets: for every dirty key of a job it reads the key's
+ * value at that moment (atomically with its type) and hands the tickets to the sink.
+ * Values are read only after the job's `seq` was fixed (the dirty entry id), so of two
+ * tickets of one key the one with the larger seq always read later: after quiescence the
+ * greatest seq carries the final value, however jobs interleave.
+ */
+import { Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { nanoid } from 'nanoid';
+import { TICKET_QUEUE, type Keys } from './keys.js';
+import type { Logger } from './logger.js';
+import type { Scripts } from './scripts.js';
+import type { Sink, Ticket } from './sink.js';
+import { keySlot, partitionOfSlot } from './slots.js';
+import { decodeItem, type TicketJobData } from './ticket-queue.js';
+import { formatValue } from './values.js';
+
+export interface TicketWorkerOptions {
+  connection: ConnectionOptions;
+  keys: Keys;
+  scripts: Scripts;
+  sink: Sink;
+  workerId: string;
+  partitions: number;
+  concurrency: number;
+  logger: Logger;
+  /** Lock of an active job; a crashed worker's jobs are retried once it lapses. */
+  lockDurationMs: number;
+}
+
+export class TicketWorker {
+  readonly worker: Worker<TicketJobData, number>;
+  /** Tickets written so far. */
+  made = 0;
+
+  constructor(private readonly opts: TicketWorkerOptions) {
+    this.worker = new Worker<TicketJobData, number>(TICKET_QUEUE, (job) => this.process(job), {
+      connection: opts.connection,
+      prefix: opts.keys.queuePrefix(),
+      concurrency: opts.concurrency,
+      lockDuration: opts.lockDurationMs,
+      stalledInterval: opts.lockDurationMs,
+      maxStalledCount: 1000,
+      autorun: false,
+    });
+    this.worker.on('failed', (job, err) => {
+      opts.logger.warn('ticket job failed', { job: job?.id, partition: job?.data.partition, attempt: job?.attemptsMade, err: err.message });
+    });
+    this.worker.on('error', (err) => opts.logger.warn('ticket worker error', { err: err.message }));
+  }
+
+  start(): void {
+    void this.worker.run();
+  }
+
+  /** Stops taking jobs and waits for the active ones. */
+  close(): Promise<void> {
+    return this.worker.close();
+  }
+
+  private async process(job: Job<TicketJobData, number>): Promise<number> {
+    const { scripts, workerId, partitions } = this.opts;
+    const tickets = await Promise.all(
+      job.data.items.map(async (raw): Promise<Ticket> => {
+        const item = decodeItem(raw);
+        const slot = keySlot(item.key);
+        const { type, value } = formatValue(await scripts.readValue(item.key));
+        return {
+          id: nanoid(),
+          key: item.key,
+          event: item.event,
+          type,
+          value,
+          seq: item.seq,
+          partition: partitionOfSlot(slot, partitions),
+          slot,
+          worker: workerId,
+          dirtyAt: item.at,
+          createdAt: Date.now(),
+        };
+      }),
+    );
+    await this.opts.sink.write(tickets);
+    this.made += tickets.length;
+    return tickets.length;
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * The load writer, a process of its own so the load does not compete with the test's
+ * controller: writes a bounded mix of sets, hash writes, deletes and expiries at a steady
+ * rate for a bounded time, then writes the final state of every key as JSON.
+ *
+ * node loadtest/writer.js --url URL --prefix P --rate N --duration-ms MS --keys K --value-size B --out FILE
+ */
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../lib/config.js';
+import { connect, detectTarget } from '../lib/redis.js';
+import type { FinalState, WriterResult } from './expectations.js';
+
+const { values: a } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    prefix: { type: 'string' },
+    rate: { type: 'string', default: '1000' },
+    'duration-ms': { type: 'string', default: '10000' },
+    keys: { type: 'string', default: '2000' },
+    'value-size': { type: 'string', default: '32' },
+    writes: { type: 'string' },
+    out: { type: 'string' },
+  },
+  strict: true,
+});
+
+function num(name: keyof typeof a): number {
+  const n = Number(a[name]);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name}: '${String(a[name])}' is not a positive number`);
+  return n;
+}
+
+if (!a.url || !a.prefix || !a.out) throw new Error('--url, --prefix and --out are required');
+const rate = num('rate');
+const durationMs = num('duration-ms');
+const keyCount = num('keys');
+const valueSize = num('value-size');
+const maxWrites = a.writes === undefined ? Math.round((rate * durationMs) / 1000) : num('writes');
+const prefix = a.prefix;
+
+/** Every tenth key carries a hash tag so several keys share a slot, as real data often does. */
+function keyName(i: number): string {
+  return i % 10 === 0 ? `${prefix}-k:{grp${i % 70}}:${i}` : `${prefix}-k:${i}`;
+}
+
+const target = await detectTarget(loadConfig({ TG_REDIS_URL: a.url }, []).redis);
+const redis = connect(target);
+const keys: Record<string, FinalState> = {};
+const padding = 'x'.repeat(Math.max(0, valueSize - 24));
+let writes = 0;
+let failures = 0;
+const startedAt = Date.now();
+const inFlight = new Set<Promise<unknown>>();
+
+function writeOne(): void {
+  const i = Math.floor(Math.random() * keyCount);
+  const key = keyName(i);
+  const now = Date.now();
+  const roll = Math.random();
+  const stamp = `${now}:${writes}`;
+  let op: Promise<unknown>;
+  let state: FinalState;
+  if (roll < 0.7) {
+    state = { kind: 'string', value: `${stamp}:${padding}`, writtenAt: now };
+    op = redis.set(key, state.value);
+  } else if (roll < 0.85) {
+    const fields = { at: String(now), n: String(writes), pad: padding };
+    state = { kind: 'hash', fields, writtenAt: now };
+    // Replace the whole hash atomically (same key, one slot): its final fields are then known.
+    op = redis.multi().del(key).hset(key, fields).exec();
+  } else if (roll < 0.95) {
+    state = { kind: 'gone', writtenAt: now };
+    op = redis.del(key);
+  } else {
+    state = { kind: 'gone', writtenAt: now };
+    op = redis.set(key, `${stamp}:${padding}`, 'PX', 30);
+  }
+  keys[key] = state;
+  writes++;
+  const p = op.catch(() => {
+    failures++;
+  });
+  inFlight.add(p);
+  void p.finally(() => inFlight.delete(p));
+}
+
+// Ticks of 10 ms, each catching up with the schedule, so the rate holds under jitter.
+await new Promise<void>((resolve) => {
+  const timer = setInterval(() => {
+    const due = Math.min(maxWrites, Math.floor(((Date.now() - startedAt) * rate) / 1000));
+    while (writes < due && inFlight.size < 5000) writeOne();
+    if (writes >= maxWrites || Date.now() - startedAt > durationMs * 3) {
+      clearInterval(timer);
+      resolve();
+    }
+  }, 10);
+});
+await Promise.all(inFlight);
+const result: WriterResult = { prefix, writes, startedAt, endedAt: Date.now(), keys };
+writeFileSync(a.out, JSON.stringify(result));
+await redis.quit();
+if (failures > 0) {
+  process.stderr.write(`${failures} writes failed\n`);
+  process.exit(1);
+}

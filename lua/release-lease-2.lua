@@ -1,0 +1,24 @@
+--[[
+  Release a held lease on a graceful stop, leaving the coverage mark at now so the next
+  owner knows from when on nobody listened.
+
+  Input:
+    KEYS[1] lease key
+    KEYS[2] covered key
+    ARGV[1] worker id
+    ARGV[2] fencing token the worker holds
+
+  Output:
+    now   released at this Redis time (ms)
+    -2    the token was superseded: nothing changed (LeaseCode.Superseded)
+]]
+local lease = redis.call('HMGET', KEYS[1], 'owner', 'token')
+if lease[1] ~= ARGV[1] or lease[2] ~= ARGV[2] then
+  return -2
+end
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], now)
+return now

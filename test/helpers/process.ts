@@ -1,0 +1,75 @@
+/** Real worker processes for tests: spawned with `node workers/start.js`, signalled by pid. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from './redis.js';
+
+const START = fileURLToPath(new URL('../../workers/start.js', import.meta.url));
+
+export interface WorkerProcess {
+  proc: ChildProcess;
+  /** Every JSON log line so far, parsed. */
+  logs: Record<string, unknown>[];
+  stderr: () => string;
+  /** Resolves with the exit code (or the signal name). */
+  exited: Promise<number | string>;
+  waitForLog(message: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+}
+
+export function spawnWorker(env: Record<string, string>, args: string[] = []): WorkerProcess {
+  const proc = spawn(process.execPath, [START, ...args], {
+    env: { PATH: process.env.PATH ?? '', TG_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let stderr = '';
+  let partial = '';
+  proc.stdout!.on('data', (chunk: Buffer) => {
+    const lines = (partial + chunk.toString()).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) {
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        logs.push({ message: line });
+      }
+    }
+  });
+  proc.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  return {
+    proc,
+    logs,
+    stderr: () => stderr,
+    exited,
+    async waitForLog(message, timeoutMs = 30000) {
+      let found: Record<string, unknown> | undefined;
+      await waitFor(
+        () => {
+          found = logs.find((l) => l.message === message);
+          if (!found && proc.exitCode !== null) throw new Error(`worker exited (${proc.exitCode}) before logging '${message}': ${stderr}${JSON.stringify(logs.slice(-5))}`);
+          return found !== undefined;
+        },
+        { timeoutMs, intervalMs: 50, what: `log line '${message}'` },
+      );
+      return found!;
+    },
+  };
+}
+
+/** Exit code of a process, failing the test when it does not exit in time. */
+export async function exitOf(w: WorkerProcess, timeoutMs: number): Promise<number | string> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`worker ${w.proc.pid} did not exit within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([w.exited, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Kills a worker that is still running (cleanup after a failed test). */
+export function killIfRunning(w: WorkerProcess | undefined): void {
+  if (w && w.proc.exitCode === null && w.proc.signalCode === null) w.proc.kill('SIGKILL');
+}

@@ -1,0 +1,98 @@
+/** The worker process: configuration errors, Redis at start, notifications, signals. */
+import { expect } from 'chai';
+import { keyId } from '../lib/coalescer.js';
+import { startLocalRedis, type LocalRedis } from '../lib/local-redis.js';
+import { clusterUrl, randomPrefix } from './helpers/redis.js';
+import { exitOf, killIfRunning, spawnWorker, type WorkerProcess } from './helpers/process.js';
+import { client, waitForFinal, type Expected } from './helpers/worker.js';
+
+describe('worker process', function () {
+  this.timeout(90000);
+  let w: WorkerProcess | undefined;
+  afterEach(() => killIfRunning(w));
+
+  for (const [what, env, args, names] of [
+    ['zero partitions', { TG_PARTITIONS: '0' }, [], 'TG_PARTITIONS'],
+    ['non-numeric partitions', {}, ['--partitions', 'many'], '--partitions'],
+    ['a lease TTL not above the renew interval', { TG_LEASE_TTL_MS: '500', TG_RENEW_INTERVAL_MS: '500' }, [], 'TG_LEASE_TTL_MS'],
+    ['an unparseable URL', { TG_REDIS_URL: 'redis//nowhere' }, [], 'TG_REDIS_URL'],
+    ['an unknown flag', {}, ['--partitons', '3'], '--partitons'],
+  ] as [string, Record<string, string>, string[], string][]) {
+    it(`exits non-zero naming the setting on ${what}`, async () => {
+      w = spawnWorker(env, args);
+      expect(await exitOf(w, 10000)).to.equal(2);
+      expect(w.stderr()).to.contain(names);
+    });
+  }
+
+  it('gives up on an unreachable Redis after the connect timeout, naming TG_REDIS_URL', async () => {
+    w = spawnWorker({ TG_REDIS_URL: 'redis://127.0.0.1:1', TG_CONNECT_TIMEOUT_MS: '300' });
+    expect(await exitOf(w, 10000)).to.equal(1);
+    const fatal = w.logs.find((l) => l.fatal === true);
+    expect(fatal?.message).to.contain('TG_REDIS_URL').and.contain('127.0.0.1:1');
+  });
+
+  describe('with keyspace notifications disabled', () => {
+    let server: LocalRedis;
+    before(async () => {
+      server = await startLocalRedis({ mode: 'standalone', notifications: '' });
+    });
+    after(async () => {
+      await server.stop();
+    });
+
+    it('refuses to start with a clear error', async () => {
+      w = spawnWorker({ TG_REDIS_URL: server.url, TG_PREFIX: randomPrefix() });
+      expect(await exitOf(w, 15000)).to.equal(1);
+      const fatal = w.logs.find((l) => l.fatal === true);
+      expect(fatal?.message).to.contain('notify-keyspace-events').and.contain('TG_CONFIGURE_NOTIFICATIONS');
+    });
+
+    it('enables them when TG_CONFIGURE_NOTIFICATIONS=1, then stops on SIGTERM with exit 0', async () => {
+      w = spawnWorker({ TG_REDIS_URL: server.url, TG_PREFIX: randomPrefix(), TG_CONFIGURE_NOTIFICATIONS: '1' });
+      await w.waitForLog('started');
+      const redis = await client(server.url);
+      try {
+        const [, flags] = (await redis.config('GET', 'notify-keyspace-events')) as [string, string];
+        expect(flags).to.contain('K');
+      } finally {
+        await redis.quit();
+      }
+      w.proc.kill('SIGTERM');
+      expect(await exitOf(w, 20000)).to.equal(0);
+    });
+  });
+
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    it(`on ${signal} finishes its work, releases its leases and exits 0`, async () => {
+      const prefix = randomPrefix();
+      const url = clusterUrl();
+      w = spawnWorker({ TG_REDIS_URL: url, TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*` });
+      await w.waitForLog('started');
+      const redis = await client(url);
+      try {
+        const expected: Expected = new Map();
+        await Promise.all(
+          Array.from({ length: 500 }, (_, i) => {
+            const key = `${prefix}-k:${i}`;
+            expected.set(keyId(Buffer.from(key)), `v${i}`);
+            return redis.set(key, `v${i}`);
+          }),
+        );
+        // The signal arrives while the tickets are still being made: none may be lost.
+        w.proc.kill(signal);
+        expect(await exitOf(w, 30000)).to.equal(0);
+        expect(w.logs.map((l) => l.message)).to.include('stopped');
+        const leases = await Promise.all(Array.from({ length: 271 }, (_, p) => redis.exists(`${prefix}:{p${p}}:lease`)));
+        expect(leases.filter((n) => n > 0)).to.have.length(0);
+        // Jobs it enqueued but did not run stay queued for the next worker.
+        w = spawnWorker({ TG_REDIS_URL: url, TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*` });
+        await waitForFinal(redis, prefix, expected);
+        w.proc.kill('SIGTERM');
+        expect(await exitOf(w, 30000)).to.equal(0);
+      } finally {
+        await redis.quit();
+      }
+    });
+  }
+});

@@ -1,0 +1,60 @@
+/**
+ * `node workers/start.js [--flags]`: one worker process. The only place that deals with
+ * the process itself: configuration checked before any connection, and one shutdown path
+ * (SIGINT or SIGTERM) raced against a deadline; a second signal exits at once with 1.
+ */
+import { loadConfig, usage, type Config } from '../lib/config.js';
+import { ConfigError } from '../lib/errors.js';
+import { GeneratorWorker } from '../lib/worker.js';
+
+const args = process.argv.slice(2);
+if (args.includes('--help') || args.includes('-h')) {
+  process.stdout.write(`usage: node workers/start.js [--flag value ...]\nEach flag can also be set by its environment variable:\n${usage()}\n`);
+  process.exit(0);
+}
+
+let config: Config;
+try {
+  config = loadConfig(process.env, args);
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  process.stderr.write(`${err.message}\n`);
+  process.exit(2);
+}
+
+const worker = new GeneratorWorker(config);
+const { logger } = worker;
+let stopping: Promise<void> | undefined;
+
+function shutdown(signal: NodeJS.Signals): void {
+  if (stopping) {
+    logger.warn('second signal: exiting now', { signal });
+    process.exit(1);
+  }
+  logger.info('shutdown requested', { signal, deadlineMs: config.shutdownTimeoutMs });
+  const deadline = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs).unref());
+  stopping = Promise.race([worker.stop().then(() => 'done' as const), deadline]).then(
+    (outcome) => {
+      if (outcome === 'timeout') {
+        logger.error('graceful stop missed its deadline', { deadlineMs: config.shutdownTimeoutMs });
+        process.exit(1);
+      }
+      logger.info('exiting', { code: 0 });
+      // Let winston flush its last lines before the process ends.
+      setImmediate(() => process.exit(0));
+    },
+    (err: unknown) => {
+      logger.error('graceful stop failed', { err: String(err) });
+      process.exit(1);
+    },
+  );
+}
+
+process.on('SIGINT', () => shutdown('SIGINT'));
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+
+worker.start().catch((err: unknown) => {
+  logger.error(err instanceof Error ? err.message : String(err), { fatal: true, error: err instanceof Error ? err.name : undefined });
+  process.exitCode = 1;
+  setImmediate(() => process.exit(1));
+});
