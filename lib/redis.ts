@@ -52,7 +52,15 @@ export interface ConnectOptions {
   /** BullMQ's blocking connections need requests that wait for reconnection forever. */
   maxRetriesPerRequest?: number | null;
   connectionName?: string;
+  /** Batch the commands of one tick per node; off for BullMQ, whose blocking commands would hold a batch. */
+  autoPipelining?: boolean;
 }
+
+/**
+ * ioredis routes an auto-pipelined command of a cluster by its first argument, which is no
+ * key for these: pipelined, they would join another node's batch and fail.
+ */
+const NOT_AUTO_PIPELINED = ['xreadgroup', 'xread', 'xgroup', 'xinfo', 'xpending', 'cluster', 'config', 'info', 'time'];
 
 /** A command connection to the whole deployment (cluster-aware where needed). */
 export function connect(target: RedisTarget, opts: ConnectOptions = {}): RedisClient {
@@ -63,7 +71,8 @@ export function connect(target: RedisTarget, opts: ConnectOptions = {}): RedisCl
   if (target.cluster) {
     const options: ClusterOptions = {
       redisOptions: base,
-      enableAutoPipelining: true,
+      enableAutoPipelining: opts.autoPipelining ?? true,
+      autoPipeliningIgnoredCommands: NOT_AUTO_PIPELINED,
       clusterRetryStrategy: backoff,
       slotsRefreshInterval: 5000,
       maxRedirections: 32,
@@ -71,7 +80,7 @@ export function connect(target: RedisTarget, opts: ConnectOptions = {}): RedisCl
     return new Cluster(target.settings.seeds.map((s) => ({ host: s.host, port: s.port })), options);
   }
   const seed = target.settings.seeds[0]!;
-  return new Redis({ ...base, host: seed.host, port: seed.port, db: target.settings.db, enableAutoPipelining: true });
+  return new Redis({ ...base, host: seed.host, port: seed.port, db: target.settings.db, enableAutoPipelining: opts.autoPipelining ?? true });
 }
 
 /** A connection to one node (a subscriber, or a per-master check). */

@@ -82,7 +82,7 @@ export class GeneratorWorker {
     const target = await waitForRedis(config, logger);
     logger.info('starting', { redis: config.redis.display, cluster: target.cluster, partitions: config.partitions, watch: config.watch });
     this.client = connect(target, { connectionName: `tg-${this.id}` });
-    this.bullClient = connect(target, { maxRetriesPerRequest: null, connectionName: `tg-${this.id}-bull` });
+    this.bullClient = connect(target, { maxRetriesPerRequest: null, connectionName: `tg-${this.id}-bull`, autoPipelining: false });
     this.client.on('error', (err: Error) => logger.debug('redis error', { err: err.message }));
     this.bullClient.on('error', (err: Error) => logger.debug('redis error (queue)', { err: err.message }));
 

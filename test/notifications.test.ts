@@ -10,7 +10,7 @@ describe('notification flags', () => {
 
   it('names what is missing', () => {
     expect(missingFlags('')).to.equal('Kg$lshzxe');
-    expect(missingFlags('Ex')).to.equal('Kg$lshz');
+    expect(missingFlags('Ex')).to.equal('Kg$lshze');
     expect(missingFlags('EA')).to.equal('K');
   });
 

@@ -136,7 +136,7 @@ for (const mode of ['standalone', 'cluster'] as const) {
       expect(own.map((t) => t.key.toString())).to.deep.equal([]);
       // BullMQ and the lease keeper wrote constantly meanwhile, all under the prefix.
       expect(worker.eventsReceived).to.be.greaterThan(pairs.length * 2);
-      await redis.del(...pairs.map(([, s]) => s!));
+      await Promise.all(pairs.map(([, s]) => redis.del(s!)));
     });
 
     it('coalesces 100 quick writes to one key into far fewer tickets, ending on the final value', async () => {

@@ -1,0 +1,226 @@
+/**
+ * Local Redis servers for development, tests and the load test: a standalone server or
+ * an N-master cluster of `redis-server` processes on free loopback ports, with keyspace
+ * notifications on. It stops exactly the processes it started, by pid.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { REQUIRED_CLASSES } from './notifications.js';
+import { SLOT_COUNT } from './slots.js';
+
+export interface LocalRedisOptions {
+  mode: 'cluster' | 'standalone';
+  /** Masters of a cluster (default 3). */
+  masters?: number;
+  /** notify-keyspace-events; '' disables them. */
+  notifications?: string;
+  /** Keep data across a node's stop and start (append-only file). */
+  appendonly?: boolean;
+  /** Where the servers keep their files; a fresh temporary folder by default. */
+  dir?: string;
+  redisServer?: string;
+  redisCli?: string;
+}
+
+export interface LocalRedisNode {
+  readonly port: number;
+  readonly pid: number | undefined;
+  readonly running: boolean;
+  /** Stops the server and waits for its exit. */
+  stop(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  /** Starts it again on the same port with the same files, and waits until it serves. */
+  start(): Promise<void>;
+}
+
+export interface LocalRedis {
+  readonly mode: 'cluster' | 'standalone';
+  /** TG_REDIS_URL of the servers: comma-separated seeds for a cluster. */
+  readonly url: string;
+  readonly nodes: LocalRedisNode[];
+  stop(): Promise<void>;
+}
+
+export class RedisServerMissingError extends Error {
+  override readonly name = 'RedisServerMissingError';
+  constructor(program: string) {
+    super(`${program} not found on PATH; install it: apt-get install -y redis-server (Debian/Ubuntu)`);
+  }
+}
+
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  // A test run that crashed must not leave servers behind.
+  for (const child of running) child.kill('SIGKILL');
+});
+
+function available(program: string): boolean {
+  return spawnSync(program, ['--version'], { stdio: 'ignore' }).status === 0;
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+const claimed = new Set<number>();
+
+/** A free port (and, for a cluster, a free bus port at +10000) not handed out before. */
+async function freePort(cluster: boolean): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 30000);
+    if (claimed.has(port)) continue;
+    if ((await portFree(port)) && (!cluster || (await portFree(port + 10000)))) {
+      claimed.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free loopback port found for a local Redis');
+}
+
+async function until(what: string, deadlineMs: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + deadlineMs;
+  let lastError = '';
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return;
+    } catch (err) {
+      lastError = String(err);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}`);
+}
+
+async function withClient<T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> {
+  const r = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+  r.on('error', () => undefined);
+  try {
+    await r.connect();
+    return await fn(r);
+  } finally {
+    r.disconnect();
+  }
+}
+
+class Node implements LocalRedisNode {
+  private child: ChildProcess | undefined;
+  private exited: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly port: number,
+    private readonly dir: string,
+    private readonly args: string[],
+    private readonly redisServer: string,
+    private readonly cluster: boolean,
+  ) {}
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    const logFile = join(this.dir, 'redis.log');
+    const out = openSync(logFile, 'a');
+    const child = spawn(this.redisServer, this.args, { cwd: this.dir, stdio: ['ignore', out, out] });
+    closeSync(out);
+    this.child = child;
+    running.add(child);
+    this.exited = new Promise((resolve) => child.once('exit', () => (running.delete(child), resolve())));
+    try {
+      await until(`redis-server on 127.0.0.1:${this.port}`, 15000, async () => {
+        if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}: ${readFileSync(logFile, 'utf8').split('\n').slice(-5).join(' | ')}`);
+        return (await withClient(this.port, (r) => r.ping())) === 'PONG';
+      });
+      if (this.cluster && this.clusterCreated) {
+        await until(`cluster_state:ok on 127.0.0.1:${this.port}`, 20000, () => withClient(this.port, async (r) => /cluster_state:ok/.test(await r.cluster('INFO'))));
+      }
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw err;
+    }
+  }
+
+  /** Set once the cluster exists, so a restarted node waits to rejoin it. */
+  clusterCreated = false;
+
+  async stop(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    const child = this.child;
+    if (!child || !this.running) return;
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+export async function startLocalRedis(opts: LocalRedisOptions): Promise<LocalRedis> {
+  const redisServer = opts.redisServer ?? 'redis-server';
+  const redisCli = opts.redisCli ?? 'redis-cli';
+  if (!available(redisServer)) throw new RedisServerMissingError(redisServer);
+  const cluster = opts.mode === 'cluster';
+  if (cluster && !available(redisCli)) throw new RedisServerMissingError(redisCli);
+  const count = cluster ? (opts.masters ?? 3) : 1;
+  if (cluster && count < 3) throw new Error(`a Redis Cluster needs at least 3 masters, not ${count}`);
+  const ownDir = opts.dir === undefined;
+  const base = opts.dir ?? mkdtempSync(join(tmpdir(), 'tg-redis-'));
+  const notifications = opts.notifications ?? `K${REQUIRED_CLASSES}`;
+
+  const nodes: Node[] = [];
+  for (let i = 0; i < count; i++) {
+    const port = await freePort(cluster);
+    const dir = join(base, String(port));
+    mkdirSync(dir, { recursive: true });
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--daemonize', 'no', '--save', '', '--dir', dir, '--notify-keyspace-events', notifications];
+    args.push('--appendonly', opts.appendonly ? 'yes' : 'no');
+    if (cluster) args.push('--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000');
+    nodes.push(new Node(port, dir, args, redisServer, cluster));
+  }
+
+  const local: LocalRedis = {
+    mode: opts.mode,
+    url: nodes.map((n) => `redis://127.0.0.1:${n.port}`).join(','),
+    nodes,
+    async stop() {
+      await Promise.all(nodes.map((n) => n.stop()));
+      for (const n of nodes) claimed.delete(n.port);
+      if (ownDir) rmSync(base, { recursive: true, force: true });
+    },
+  };
+
+  try {
+    await Promise.all(nodes.map((n) => n.start()));
+    if (cluster) {
+      const create = spawnSync(redisCli, ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8' });
+      if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
+      for (const n of nodes) n.clusterCreated = true;
+      await until('every node to agree on a complete cluster', 30000, async () => {
+        const views = await Promise.all(
+          nodes.map((n) =>
+            withClient(n.port, async (r) => {
+              if (!/cluster_state:ok/.test(await r.cluster('INFO'))) return false;
+              const slots = (await r.cluster('SLOTS')) as [number, number][];
+              return slots.reduce((sum, [first, last]) => sum + last - first + 1, 0) === SLOT_COUNT && slots.length >= count;
+            }),
+          ),
+        );
+        return views.every(Boolean);
+      });
+    }
+  } catch (err) {
+    await local.stop();
+    throw err;
+  }
+  return local;
+}

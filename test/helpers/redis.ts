@@ -1,0 +1,35 @@
+/** The test run's Redis servers, per-test key prefixes, and polling with a deadline. */
+import { randomBytes } from 'node:crypto';
+
+function env(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is unset: run the tests through mocha with test/setup.js (npm test)`);
+  return value;
+}
+
+export const standaloneUrl = (): string => env('TG_TEST_STANDALONE_URL');
+export const clusterUrl = (): string => env('TG_TEST_CLUSTER_URL');
+
+/** A fresh prefix, so each test's keys, streams and queue are its own. */
+export function randomPrefix(): string {
+  return `t${randomBytes(4).toString('hex')}`;
+}
+
+export interface WaitOptions {
+  timeoutMs: number;
+  intervalMs?: number;
+  /** What is awaited, for the timeout message; a function to describe the last state seen. */
+  what: string | (() => string);
+}
+
+/** Polls a condition until it holds; throws naming what was awaited when the deadline passes. */
+export async function waitFor(cond: () => Promise<boolean> | boolean, opts: WaitOptions): Promise<void> {
+  const deadline = Date.now() + opts.timeoutMs;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() >= deadline) {
+      throw new Error(`timed out after ${opts.timeoutMs} ms waiting for ${typeof opts.what === 'function' ? opts.what() : opts.what}`);
+    }
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 50));
+  }
+}
