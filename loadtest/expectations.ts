@@ -7,7 +7,8 @@ import type { StoredTicket } from '../lib/ticket-reader.js';
 export type FinalState =
   | { kind: 'string'; value: string; writtenAt: number }
   | { kind: 'hash'; fields: Record<string, string>; writtenAt: number }
-  | { kind: 'gone'; writtenAt: number };
+  /** Deleted or expired; `existed` false when it never existed, so no change (and no ticket) happened. */
+  | { kind: 'gone'; writtenAt: number; existed: boolean };
 
 export interface WriterResult {
   prefix: string;
@@ -20,7 +21,7 @@ export interface WriterResult {
 
 /** Whether a key's latest ticket carries its final state. */
 export function ticketMatches(state: FinalState, ticket: StoredTicket | undefined): boolean {
-  if (!ticket) return false;
+  if (!ticket) return state.kind === 'gone' && !state.existed;
   switch (state.kind) {
     case 'gone':
       return ticket.value === undefined;

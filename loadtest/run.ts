@@ -124,6 +124,17 @@ try {
   const target = await detectTarget(loadConfig({ TG_REDIS_URL: url }, []).redis);
   redis = connect(target);
   for (let i = 0; i < workerCount; i++) startWorker();
+  // Changes made before any worker listens are nobody's: start the load once every partition has an owner.
+  const prefixKeys = new Keys(prefix);
+  const partitions = Number(process.env.TG_PARTITIONS ?? 271);
+  const ownedDeadline = Date.now() + 60000;
+  for (;;) {
+    const owned = await Promise.all(Array.from({ length: partitions }, (_, p) => redis!.exists(prefixKeys.lease(p))));
+    if (owned.every((n) => n === 1)) break;
+    if (Date.now() > ownedDeadline) throw new Error('the workers did not take every partition within 60 s');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  log('every partition has an owner; starting the load');
 
   const reports = a.out!;
   mkdirSync(reports, { recursive: true });
@@ -152,7 +163,7 @@ try {
   const result = JSON.parse(readFileSync(expectationsFile, 'utf8')) as WriterResult;
   log(`wrote ${result.writes} changes to ${Object.keys(result.keys).length} keys in ${((result.endedAt - result.startedAt) / 1000).toFixed(1)} s; waiting for the tickets to settle`);
 
-  const keys = new Keys(prefix);
+  const keys = prefixKeys;
   const deadline = Date.now() + settleMs;
   let lost: string[] = [];
   let total = 0;

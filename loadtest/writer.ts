@@ -45,7 +45,9 @@ function keyName(i: number): string {
 }
 
 const target = await detectTarget(loadConfig({ TG_REDIS_URL: a.url }, []).redis);
-const redis = connect(target);
+// Without auto-pipelining every command reaches its node in the order it was issued, so the
+// final state recorded here is the one Redis holds (a MULTI would otherwise overtake a queued SET).
+const redis = connect(target, { autoPipelining: false });
 const keys: Record<string, FinalState> = {};
 const padding = 'x'.repeat(Math.max(0, valueSize - 24));
 let writes = 0;
@@ -70,10 +72,11 @@ function writeOne(): void {
     // Replace the whole hash atomically (same key, one slot): its final fields are then known.
     op = redis.multi().del(key).hset(key, fields).exec();
   } else if (roll < 0.95) {
-    state = { kind: 'gone', writtenAt: now };
+    // Deleting a key that never existed changes nothing: Redis emits no event for it.
+    state = { kind: 'gone', writtenAt: now, existed: keys[key] !== undefined && (keys[key].kind !== 'gone' || keys[key].existed) };
     op = redis.del(key);
   } else {
-    state = { kind: 'gone', writtenAt: now };
+    state = { kind: 'gone', writtenAt: now, existed: true };
     op = redis.set(key, `${stamp}:${padding}`, 'PX', 30);
   }
   keys[key] = state;
