@@ -7,6 +7,8 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from './logger.js';
+import type { Keys } from './keys.js';
+import type { RedisClient } from './redis.js';
 import type { Acquired, Scripts } from './scripts.js';
 
 export interface LeaseKeeperOptions {
@@ -23,7 +25,27 @@ export interface HeldLease {
   deadline: number;
 }
 
-/** Emits 'lost' (partition, reason: 'superseded' | 'expired'). */
+export type LossReason = 'superseded' | 'expired' | 'handed-over';
+
+/** A lease as read from Redis. */
+export interface LeaseState {
+  owner: string | null;
+  token: number;
+  /** Worker the owner offered the lease to, or null. */
+  offer: string | null;
+}
+
+/** Reads the lease of every partition (one auto-pipelined HMGET each). */
+export async function readLeases(client: RedisClient, keys: Keys, partitions: number): Promise<LeaseState[]> {
+  return Promise.all(
+    Array.from({ length: partitions }, async (_, p) => {
+      const [owner, token, offer] = await client.hmget(keys.lease(p), 'owner', 'token', 'offer');
+      return { owner: owner ?? null, token: Number(token ?? 0), offer: offer || null };
+    }),
+  );
+}
+
+/** Emits 'lost' (partition, reason). */
 export class LeaseKeeper extends EventEmitter {
   readonly held = new Map<number, HeldLease>();
   private timer: NodeJS.Timeout | undefined;
@@ -70,7 +92,7 @@ export class LeaseKeeper extends EventEmitter {
         try {
           const renewed = await scripts.renewLease(partition, workerId, lease.token, ttlMs);
           if (this.held.get(partition) !== lease) return;
-          if (renewed === null) this.lose(partition, 'superseded');
+          if (renewed === null) this.drop(partition, 'superseded');
           else lease.deadline = this.deadlineFrom(sentAt);
         } catch (err) {
           failed++;
@@ -80,13 +102,32 @@ export class LeaseKeeper extends EventEmitter {
     );
     this.lastRenewMs = performance.now() - sentAt;
     const now = performance.now();
-    for (const [partition, lease] of this.held) if (now >= lease.deadline) this.lose(partition, 'expired');
+    for (const [partition, lease] of this.held) if (now >= lease.deadline) this.drop(partition, 'expired');
   }
 
-  private lose(partition: number, reason: 'superseded' | 'expired'): void {
+  /** Forgets a lease that is no longer this worker's. */
+  drop(partition: number, reason: LossReason): void {
+    if (!this.held.has(partition)) return;
     this.held.delete(partition);
-    this.opts.logger.warn('lease lost', { partition, reason });
+    if (reason === 'handed-over') this.opts.logger.debug('lease handed over', { partition });
+    else this.opts.logger.warn('lease lost', { partition, reason });
     this.emit('lost', partition, reason);
+  }
+
+  /** Offers a held lease to its next owner; a refusal means it was already superseded. */
+  async offer(partition: number, to: string): Promise<void> {
+    const lease = this.held.get(partition);
+    if (!lease) return;
+    const ok = await this.opts.scripts.offerLease(partition, this.opts.workerId, lease.token, to);
+    if (!ok) this.drop(partition, 'superseded');
+  }
+
+  /** Takes over a lease offered to this worker; null when it is not offered (any more). */
+  async takeOver(partition: number, from: string): Promise<{ token: number } | null> {
+    const sentAt = performance.now();
+    const got = await this.opts.scripts.takeOverLease(partition, this.opts.workerId, from, this.opts.ttlMs);
+    if (got) this.held.set(partition, { token: got.token, deadline: this.deadlineFrom(sentAt) });
+    return got;
   }
 
   /** Gives one lease up (graceful). */

@@ -15,6 +15,9 @@ const SCRIPT_FILES = {
   acquireLease: 'acquire-lease-3.lua',
   renewLease: 'renew-lease-2.lua',
   releaseLease: 'release-lease-2.lua',
+  offerLease: 'offer-lease-1.lua',
+  takeOverLease: 'take-over-lease-3.lua',
+  heartbeat: 'heartbeat-1.lua',
   ackDirty: 'ack-dirty-1.lua',
   readValue: 'read-value-1.lua',
 } as const;
@@ -95,6 +98,27 @@ export class Scripts {
     const k = this.keys;
     const reply = (await this.call.releaseLease(k.lease(partition), k.covered(partition), workerId, token)) as number;
     return reply !== LeaseCode.Superseded;
+  }
+
+  /** Offers a held lease to another worker; false when the token was superseded. */
+  async offerLease(partition: number, workerId: string, token: number, to: string): Promise<boolean> {
+    const reply = (await this.call.offerLease(this.keys.lease(partition), workerId, token, to)) as number;
+    return reply !== LeaseCode.Superseded;
+  }
+
+  /** Takes over a lease offered to this worker by `from`; null when it is not (or no longer) offered. */
+  async takeOverLease(partition: number, workerId: string, from: string, ttlMs: number): Promise<{ token: number; now: number } | null> {
+    const k = this.keys;
+    const reply = (await this.call.takeOverLease(k.lease(partition), k.token(partition), k.covered(partition), workerId, from, ttlMs)) as number | number[];
+    if (reply === LeaseCode.NotOffered) return null;
+    const [token, now] = reply as number[];
+    return { token: token!, now: now! };
+  }
+
+  /** Records a heartbeat; returns the live members and those just dropped for silence. */
+  async heartbeat(workerId: string, memberTtlMs: number): Promise<{ live: string[]; dropped: string[] }> {
+    const [live, dropped] = (await this.call.heartbeat(this.keys.members(), workerId, memberTtlMs)) as [string[], string[]];
+    return { live, dropped };
   }
 
   /** Acknowledges dirty entries and trims what no consumer holds any more. */

@@ -5,13 +5,16 @@
  */
 import { nanoid } from 'nanoid';
 import type { ConnectionOptions } from 'bullmq';
+import { assign } from './assignment.js';
 import type { Config } from './config.js';
+import { encodeDisconnect, parseDisconnect } from './control.js';
 import { DirtyReader } from './dirty-reader.js';
 import { DirtyWriter } from './dirty-writer.js';
 import { RedisUnavailableError } from './errors.js';
 import { Keys } from './keys.js';
+import { publishEvent } from './events.js';
 import { KeyspaceSubscriber } from './keyspace-subscriber.js';
-import { LeaseKeeper } from './lease-keeper.js';
+import { LeaseKeeper, readLeases, type LeaseState } from './lease-keeper.js';
 import { createLogger, type Logger } from './logger.js';
 import { backoff, connect, detectTarget, type RedisClient, type RedisTarget } from './redis.js';
 import { Scripts } from './scripts.js';
@@ -22,6 +25,9 @@ import { TicketWorker } from './ticket-worker.js';
 
 /** How often owned dirty streams are read even without a local append (late appends of others). */
 const SWEEP_INTERVAL_MS = 1000;
+
+/** Most time between two looks at membership and leases (fewer when the renew interval is shorter). */
+const BALANCE_INTERVAL_MS = 250;
 
 export interface WorkerOptions {
   workerId?: string;
@@ -48,6 +54,8 @@ export class GeneratorWorker {
   readonly keys: Keys;
   private client!: RedisClient;
   private bullClient!: RedisClient;
+  private control!: RedisClient;
+  private scripts!: Scripts;
   private subscriber!: KeyspaceSubscriber;
   private writer!: DirtyWriter;
   private reader!: DirtyReader;
@@ -59,6 +67,11 @@ export class GeneratorWorker {
   private timers: NodeJS.Timeout[] = [];
   private balancing: Promise<void> | undefined;
   private stopping = false;
+  /** Set on a graceful stop: out of the member set, handing every partition over. */
+  private leaving = false;
+  private joined = false;
+  /** Live members as last seen. */
+  members: string[] = [];
   /** Keyspace events received (a counter for logs and metrics). */
   eventsReceived = 0;
 
@@ -86,7 +99,7 @@ export class GeneratorWorker {
     this.client.on('error', (err: Error) => logger.debug('redis error', { err: err.message }));
     this.bullClient.on('error', (err: Error) => logger.debug('redis error (queue)', { err: err.message }));
 
-    const scripts = new Scripts(this.client, keys);
+    const scripts = (this.scripts = new Scripts(this.client, keys));
     const sink = await loadSink(config.handler, new StreamSink(this.client, keys), logger);
     const connection = this.bullClient as unknown as ConnectionOptions;
     this.queue = new TicketQueue(connection, keys);
@@ -114,12 +127,17 @@ export class GeneratorWorker {
       onEvent: (key, event) => this.onEvent(key, event),
     });
 
+    this.control = this.client.duplicate();
+    this.control.on('error', (err: Error) => logger.debug('redis error (control)', { err: err.message }));
+    this.control.on('message', (_channel: string, message: string) => void this.onControl(message));
+    await this.control.subscribe(keys.controlChannel(this.id));
+
     await this.subscriber.start();
     this.leases.start();
     this.tickets.start();
     await this.balance();
     this.timers.push(
-      setInterval(() => void this.balance(), config.renewIntervalMs),
+      setInterval(() => void this.balance(), Math.min(BALANCE_INTERVAL_MS, config.renewIntervalMs)),
       setInterval(() => this.reader.sweep(), SWEEP_INTERVAL_MS),
     );
     logger.info('started', { owned: this.leases.held.size });
@@ -132,36 +150,83 @@ export class GeneratorWorker {
     if (this.forwarding[partition] === 1) this.writer.add(partition, key, event.toString('latin1'));
   }
 
-  /** Partitions this worker should own. */
-  private desired(): number[] {
-    return Array.from({ length: this.config.partitions }, (_, p) => p);
-  }
-
   private balance(): Promise<void> {
-    this.balancing ??= this.acquireDesired()
+    this.balancing ??= this.rebalance()
       .catch((err: unknown) => void this.logger.warn('balancing failed', { err: String(err) }))
       .finally(() => (this.balancing = undefined));
     return this.balancing;
   }
 
-  private async acquireDesired(): Promise<void> {
-    if (this.stopping) return;
-    const { partitions } = this.config;
-    const wanted = this.desired().filter((p) => {
-      if (this.leases.held.has(p)) return false;
-      const { first, last } = slotRangeOfPartition(p, partitions);
-      // A partition is taken only once its events are certain to reach this worker.
-      return this.subscriber.coversRange(first, last);
-    });
-    await Promise.all(
-      wanted.map(async (p) => {
-        const got = await this.leases.acquire(p);
-        if (!got || this.stopping) return;
-        this.forwarding[p] = 1;
-        await this.reader.own(p);
-        this.logger.debug('partition acquired', { partition: p, token: got.token });
-      }),
-    );
+  /**
+   * One look at membership and leases, then the moves this worker makes: offer what the
+   * assignment gives to another, take what it gives to this worker once it is free or
+   * offered to it. Every worker runs this; they agree because they compute the same
+   * assignment from the same Redis state.
+   */
+  private async rebalance(): Promise<void> {
+    const { config, keys, scripts, id } = this;
+    let live: string[];
+    if (this.leaving) {
+      live = (await this.client.zrange(keys.members(), 0, -1)).filter((m) => m !== id);
+    } else {
+      const beat = await scripts.heartbeat(id, config.leaseTtlMs);
+      live = beat.live;
+      for (const worker of beat.dropped) void publishEvent(this.client, keys, { type: 'left', worker, reason: 'silent' }).catch(() => undefined);
+      if (!this.joined) {
+        this.joined = true;
+        void publishEvent(this.client, keys, { type: 'joined', worker: id }).catch(() => undefined);
+      }
+    }
+    this.members = live;
+    if (live.length === 0) return;
+    const leases = await readLeases(this.client, keys, config.partitions);
+    const target = assign({ partitions: config.partitions, members: live, owners: leases.map((l) => l.owner) });
+    await Promise.all(target.map((to, p) => this.move(p, leases[p]!, to)));
+  }
+
+  private async move(partition: number, lease: LeaseState, to: string): Promise<void> {
+    const { id, leases } = this;
+    if (leases.held.has(partition)) {
+      if (to !== id && lease.owner === id && lease.offer !== to) await leases.offer(partition, to);
+      return;
+    }
+    if (to !== id || this.leaving || this.stopping) return;
+    const { first, last } = slotRangeOfPartition(partition, this.config.partitions);
+    // A partition changes hands only once its events are certain to reach this worker.
+    if (!this.subscriber.coversRange(first, last)) return;
+    if (lease.owner === null || lease.owner === id) {
+      const got = await leases.acquire(partition);
+      if (got) this.startForwarding(partition, lease.owner === id ? id : null, got.token, 'acquired');
+    } else if (lease.offer === id) {
+      const got = await leases.takeOver(partition, lease.owner);
+      if (!got) return;
+      this.startForwarding(partition, lease.owner, got.token, 'taken-over');
+      await this.client.publish(this.keys.controlChannel(lease.owner), encodeDisconnect({ partition, token: got.token, owner: id }));
+    }
+  }
+
+  private startForwarding(partition: number, from: string | null, token: number, how: 'acquired' | 'taken-over'): void {
+    this.forwarding[partition] = 1;
+    this.reader.own(partition).catch((err: unknown) => this.logger.warn('dirty stream setup failed', { partition, err: String(err) }));
+    this.logger.debug('partition acquired', { partition, token, from, how });
+    void publishEvent(this.client, this.keys, { type: 'moved', partition, from, to: this.id, token, how }).catch(() => undefined);
+  }
+
+  /** A disconnect message: believed only when the lease in Redis agrees. */
+  private async onControl(message: string): Promise<void> {
+    const d = parseDisconnect(message, this.config.partitions);
+    if (!d) {
+      this.logger.warn('ignored a malformed control message', { message: message.slice(0, 200) });
+      return;
+    }
+    const held = this.leases.held.get(d.partition);
+    if (!held) return;
+    const [owner, token] = await this.client.hmget(this.keys.lease(d.partition), 'owner', 'token');
+    if (owner === this.id && Number(token) === held.token) {
+      this.logger.warn('ignored a disconnect message the lease does not confirm', { partition: d.partition, claimedOwner: d.owner });
+      return;
+    }
+    this.leases.drop(d.partition, 'handed-over');
   }
 
   private stopForwarding(partition: number): void {
@@ -170,12 +235,31 @@ export class GeneratorWorker {
   }
 
   /**
-   * Graceful stop: no new events are forwarded, what was gathered is appended and
-   * enqueued, active ticket jobs finish, leases are released. The caller races it
+   * Leaves the member set and keeps forwarding until every partition was taken over,
+   * unless no other worker is alive, or half the shutdown deadline passed.
+   */
+  private async leave(): Promise<void> {
+    this.leaving = true;
+    const deadline = Date.now() + this.config.shutdownTimeoutMs / 2;
+    await this.client.zrem(this.keys.members(), this.id);
+    void publishEvent(this.client, this.keys, { type: 'left', worker: this.id, reason: 'graceful' }).catch(() => undefined);
+    this.logger.info('leaving: handing partitions over', { owned: this.leases.held.size });
+    while (this.leases.held.size > 0 && Date.now() < deadline) {
+      await this.balance();
+      if (this.members.length === 0) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    this.logger.info('left', { stillOwned: this.leases.held.size, members: this.members.length });
+  }
+
+  /**
+   * Graceful stop: after the handover, no new events are forwarded, what was gathered is
+   * appended and enqueued, active ticket jobs finish, the leases left are released. The caller races it
    * against the shutdown deadline.
    */
   async stop(): Promise<void> {
-    if (this.stopping) return;
+    if (this.stopping || this.leaving) return;
+    await this.leave();
     this.stopping = true;
     this.timers.forEach(clearInterval);
     await this.balancing;
@@ -189,7 +273,7 @@ export class GeneratorWorker {
     await Promise.all([...this.leases.held.keys()].map((p) => this.leases.release(p).catch(() => undefined)));
     this.forwarding.fill(0);
     await this.queue.close();
-    await Promise.all([this.client.quit().catch(() => undefined), this.bullClient.quit().catch(() => undefined)]);
+    await Promise.all([this.control, this.client, this.bullClient].map((c) => c.quit().catch(() => undefined)));
     this.logger.info('stopped', { eventsReceived: this.eventsReceived, appended: this.writer.appended, enqueued: this.reader.enqueued, tickets: this.tickets.made });
   }
 }

@@ -1,0 +1,65 @@
+/**
+ * Which live worker should own each partition: a pure function every worker evaluates
+ * on the same inputs read from Redis, so they agree without a coordinator.
+ *
+ * Balanced: each of N members gets floor(P/N) or ceil(P/N). Sticky, like Kafka's
+ * cooperative-sticky assignor: a member keeps what it owns up to its quota, and the
+ * ceil quotas go to the members owning the most, so only surplus and free partitions
+ * move. A balanced assignment is its own result: no flapping.
+ */
+
+export interface AssignmentInput {
+  partitions: number;
+  /** Live worker ids, any order. */
+  members: readonly string[];
+  /** Current lease holder of each partition or null; a holder that is no member counts as free. */
+  owners: readonly (string | null)[];
+}
+
+export function assign(input: AssignmentInput): string[] {
+  const { partitions, owners } = input;
+  const members = [...new Set(input.members)].sort();
+  if (members.length === 0) throw new Error('assignment needs at least one live member');
+  if (owners.length !== partitions) throw new Error(`assignment got ${owners.length} owners for ${partitions} partitions`);
+
+  const owned = new Map<string, number[]>(members.map((m) => [m, []]));
+  owners.forEach((owner, p) => {
+    if (owner !== null) owned.get(owner)?.push(p);
+  });
+
+  const base = Math.floor(partitions / members.length);
+  const extra = partitions % members.length;
+  const byHoldings = [...members].sort((a, b) => owned.get(b)!.length - owned.get(a)!.length || (a < b ? -1 : 1));
+  const quota = new Map(byHoldings.map((m, i) => [m, base + (i < extra ? 1 : 0)]));
+
+  const target: (string | null)[] = new Array(partitions).fill(null);
+  for (const m of members) {
+    // Keeping the lowest-numbered partitions is arbitrary but deterministic.
+    for (const p of owned.get(m)!.slice(0, quota.get(m))) target[p] = m;
+  }
+  const room = new Map(members.map((m) => [m, quota.get(m)! - owned.get(m)!.slice(0, quota.get(m)).length]));
+  for (let p = 0; p < partitions; p++) {
+    if (target[p] !== null) continue;
+    // The member with the most room takes the next free partition, so free ranges spread out.
+    let best = members[0]!;
+    for (const m of members) if (room.get(m)! > room.get(best)!) best = m;
+    target[p] = best;
+    room.set(best, room.get(best)! - 1);
+  }
+  return target as string[];
+}
+
+export interface Move {
+  partition: number;
+  from: string | null;
+  to: string;
+}
+
+/** The partitions whose owner differs between the current owners and a target. */
+export function diff(owners: readonly (string | null)[], target: readonly string[]): Move[] {
+  const moves: Move[] = [];
+  target.forEach((to, partition) => {
+    if (owners[partition] !== to) moves.push({ partition, from: owners[partition] ?? null, to });
+  });
+  return moves;
+}

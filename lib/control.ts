@@ -1,0 +1,34 @@
+/**
+ * The disconnect message of a graceful handover: the new owner, having taken the lease,
+ * tells the old owner to stop forwarding. It is only a prompt: the old owner believes the
+ * lease in Redis, never the message, so a forged, stale or malformed one changes nothing.
+ */
+
+export interface Disconnect {
+  partition: number;
+  /** Fencing token of the new owner. */
+  token: number;
+  /** The new owner. */
+  owner: string;
+}
+
+export function encodeDisconnect(d: Disconnect): string {
+  return JSON.stringify({ type: 'disconnect', ...d });
+}
+
+/** The message, or null when it is not a well-formed disconnect for a partition that exists. */
+export function parseDisconnect(raw: string, partitions: number): Disconnect | null {
+  let m: unknown;
+  try {
+    m = JSON.parse(raw);
+  } catch {
+    return null;
+  }
+  if (typeof m !== 'object' || m === null) return null;
+  const { type, partition, token, owner } = m as Record<string, unknown>;
+  if (type !== 'disconnect') return null;
+  if (!Number.isInteger(partition) || (partition as number) < 0 || (partition as number) >= partitions) return null;
+  if (!Number.isInteger(token) || (token as number) < 1) return null;
+  if (typeof owner !== 'string' || owner.length === 0 || owner.length > 200) return null;
+  return { partition: partition as number, token: token as number, owner };
+}

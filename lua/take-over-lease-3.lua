@@ -1,0 +1,33 @@
+--[[
+  Take over a lease offered to the caller (graceful handover, step 2). The caller is
+  already subscribed on every node of the partition's slots; the old owner stops
+  forwarding once it sees, in Redis, that the lease is no longer its own.
+
+  Input:
+    KEYS[1] lease key
+    KEYS[2] token key    (fencing counter)
+    KEYS[3] covered key
+    ARGV[1] worker id taking over
+    ARGV[2] worker id of the current owner, as the caller read it
+    ARGV[3] lease ttl in ms
+
+  Output:
+    {token, now}   taken over: the new fencing token and Redis time (ms)
+    -3             not offered to the caller, or the owner changed (LeaseCode.NotOffered)
+
+  The coverage mark moves to now: the old owner forwarded up to this moment and the new
+  owner forwards from it, so there is no gap to repair.
+]]
+local lease = redis.call('HMGET', KEYS[1], 'owner', 'offer')
+if lease[1] ~= ARGV[2] or lease[2] ~= ARGV[1] then
+  return -3
+end
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local token = redis.call('INCR', KEYS[2])
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'token', token, 'since', now)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[3], now)
+return {token, now}

@@ -1,0 +1,74 @@
+/** The lease scripts on a real Redis: exclusivity, fencing tokens, handover. */
+import { expect } from 'chai';
+import { Keys } from '../lib/keys.js';
+import type { RedisClient } from '../lib/redis.js';
+import { Scripts } from '../lib/scripts.js';
+import { clusterUrl, randomPrefix, standaloneUrl } from './helpers/redis.js';
+import { client } from './helpers/worker.js';
+
+for (const mode of ['standalone', 'cluster'] as const) {
+  describe(`lease scripts (${mode})`, () => {
+    let redis: RedisClient;
+    let scripts: Scripts;
+    let keys: Keys;
+    before(async () => {
+      redis = await client(mode === 'cluster' ? clusterUrl() : standaloneUrl());
+    });
+    after(() => redis.quit());
+    beforeEach(() => {
+      keys = new Keys(randomPrefix());
+      scripts = new Scripts(redis, keys);
+    });
+
+    it('gives a free lease to one worker only, with a token that only grows', async () => {
+      const a = await scripts.acquireLease(5, 'A', 10000);
+      expect(a).to.include({ token: 1, previouslyCovered: -1 });
+      expect(await scripts.acquireLease(5, 'B', 10000)).to.equal(null);
+      expect(await scripts.releaseLease(5, 'A', a!.token)).to.equal(true);
+      const b = await scripts.acquireLease(5, 'B', 10000);
+      expect(b!.token).to.equal(2);
+      expect(b!.previouslyCovered).to.be.at.least(a!.now);
+    });
+
+    it('never accepts a superseded token again: renew, release and offer fail', async () => {
+      const a = await scripts.acquireLease(9, 'A', 10000);
+      expect(await scripts.offerLease(9, 'A', a!.token, 'B')).to.equal(true);
+      const b = await scripts.takeOverLease(9, 'B', 'A', 10000);
+      expect(b!.token).to.equal(a!.token + 1);
+      expect(await scripts.renewLease(9, 'A', a!.token, 10000)).to.equal(null);
+      expect(await scripts.releaseLease(9, 'A', a!.token)).to.equal(false);
+      expect(await scripts.offerLease(9, 'A', a!.token, 'C')).to.equal(false);
+      expect(await scripts.renewLease(9, 'B', b!.token, 10000)).to.be.a('number');
+      expect(await redis.hget(keys.lease(9), 'owner')).to.equal('B');
+    });
+
+    it('takes over only a lease offered to the caller by the owner it names', async () => {
+      const a = await scripts.acquireLease(3, 'A', 10000);
+      expect(await scripts.takeOverLease(3, 'B', 'A', 10000)).to.equal(null);
+      await scripts.offerLease(3, 'A', a!.token, 'C');
+      expect(await scripts.takeOverLease(3, 'B', 'A', 10000)).to.equal(null);
+      expect(await scripts.takeOverLease(3, 'C', 'X', 10000)).to.equal(null);
+      expect(await scripts.takeOverLease(3, 'C', 'A', 10000)).to.include({ token: a!.token + 1 });
+      expect(await redis.hget(keys.lease(3), 'offer')).to.equal(null);
+    });
+
+    it('lets a lease expire in Redis time, and keeps the coverage mark of the last renewal', async () => {
+      const a = await scripts.acquireLease(1, 'A', 200);
+      const renewedAt = await scripts.renewLease(1, 'A', a!.token, 200);
+      let b = null;
+      const deadline = Date.now() + 5000;
+      while (!b && Date.now() < deadline) b = await scripts.acquireLease(1, 'B', 10000);
+      expect(b).to.not.equal(null);
+      expect(b!.previouslyCovered).to.equal(renewedAt);
+      expect(b!.token).to.equal(a!.token + 1);
+    });
+
+    it('records heartbeats and drops silent members', async () => {
+      await scripts.heartbeat('old', 60000);
+      await redis.zadd(keys.members(), 0, 'silent');
+      const { live, dropped } = await scripts.heartbeat('me', 60000);
+      expect(live.sort()).to.deep.equal(['me', 'old']);
+      expect(dropped).to.deep.equal(['silent']);
+    });
+  });
+}
