@@ -216,7 +216,7 @@ export class GeneratorWorker {
   private async onControl(message: string): Promise<void> {
     const d = parseDisconnect(message, this.config.partitions);
     if (!d) {
-      this.logger.warn('ignored a malformed control message', { message: message.slice(0, 200) });
+      this.logger.warn('ignored a malformed control message', { raw: message.slice(0, 200) });
       return;
     }
     const held = this.leases.held.get(d.partition);
