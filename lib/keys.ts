@@ -27,7 +27,7 @@ export class Keys {
     return this.partitionKey(partition, 'token');
   }
 
-  /** Redis time (ms) up to which the partition was known covered; never expires. */
+  /** Hash {at: Redis ms up to which the partition was known covered, owner}; never expires. */
   covered(partition: number): string {
     return this.partitionKey(partition, 'covered');
   }

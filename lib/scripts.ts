@@ -47,6 +47,8 @@ export interface Acquired {
   now: number;
   /** Coverage mark left by the previous owner; -1 when never covered. */
   previouslyCovered: number;
+  /** Worker that covered the partition before, null when none. */
+  previousOwner: string | null;
 }
 
 export interface ValueRead {
@@ -80,10 +82,10 @@ export class Scripts {
   /** Takes a free lease; null when another worker holds it. */
   async acquireLease(partition: number, workerId: string, ttlMs: number): Promise<Acquired | null> {
     const k = this.keys;
-    const reply = (await this.call.acquireLease(k.lease(partition), k.token(partition), k.covered(partition), workerId, ttlMs)) as number | number[];
+    const reply = (await this.call.acquireLease(k.lease(partition), k.token(partition), k.covered(partition), workerId, ttlMs)) as number | [number, number, number, string];
     if (reply === LeaseCode.Held) return null;
-    const [token, now, previouslyCovered] = reply as number[];
-    return { token: token!, now: now!, previouslyCovered: previouslyCovered! };
+    const [token, now, previouslyCovered, previousOwner] = reply as [number, number, number, string];
+    return { token, now, previouslyCovered, previousOwner: previousOwner || null };
   }
 
   /** Extends the lease; null when the token was superseded (the lease is lost). */

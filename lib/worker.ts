@@ -196,7 +196,7 @@ export class GeneratorWorker {
     if (!this.subscriber.coversRange(first, last)) return;
     if (lease.owner === null || lease.owner === id) {
       const got = await leases.acquire(partition);
-      if (got) this.startForwarding(partition, lease.owner === id ? id : null, got.token, 'acquired');
+      if (got) this.startForwarding(partition, got.previousOwner, got.token, 'acquired');
     } else if (lease.offer === id) {
       const got = await leases.takeOver(partition, lease.owner);
       if (!got) return;

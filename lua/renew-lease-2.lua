@@ -20,5 +20,5 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('SET', KEYS[2], now)
+redis.call('HSET', KEYS[2], 'at', now, 'owner', ARGV[1])
 return now

@@ -29,5 +29,5 @@ local token = redis.call('INCR', KEYS[2])
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'token', token, 'since', now)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('SET', KEYS[3], now)
+redis.call('HSET', KEYS[3], 'at', now, 'owner', ARGV[1])
 return {token, now}

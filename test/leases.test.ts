@@ -22,7 +22,7 @@ for (const mode of ['standalone', 'cluster'] as const) {
 
     it('gives a free lease to one worker only, with a token that only grows', async () => {
       const a = await scripts.acquireLease(5, 'A', 10000);
-      expect(a).to.include({ token: 1, previouslyCovered: -1 });
+      expect(a).to.include({ token: 1, previouslyCovered: -1, previousOwner: null });
       expect(await scripts.acquireLease(5, 'B', 10000)).to.equal(null);
       expect(await scripts.releaseLease(5, 'A', a!.token)).to.equal(true);
       const b = await scripts.acquireLease(5, 'B', 10000);
@@ -60,6 +60,7 @@ for (const mode of ['standalone', 'cluster'] as const) {
       while (!b && Date.now() < deadline) b = await scripts.acquireLease(1, 'B', 10000);
       expect(b).to.not.equal(null);
       expect(b!.previouslyCovered).to.equal(renewedAt);
+      expect(b!.previousOwner).to.equal('A');
       expect(b!.token).to.equal(a!.token + 1);
     });
 

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { keyId } from '../../lib/coalescer.js';
+import type { ClusterEvent } from '../../lib/events.js';
 import { Keys } from '../../lib/keys.js';
 import { readLeases } from '../../lib/lease-keeper.js';
 import type { RedisClient } from '../../lib/redis.js';
@@ -37,6 +38,9 @@ describe('cluster of workers (real processes and signals)', function () {
   let prefix: string;
   let keys: Keys;
   const procs: WorkerProcess[] = [];
+  /** Everything published on the events channel since the start. */
+  const events: ClusterEvent[] = [];
+  let eventSub: RedisClient;
   const ids = new Map<WorkerProcess, string>();
 
   async function startOne(): Promise<WorkerProcess> {
@@ -70,9 +74,13 @@ describe('cluster of workers (real processes and signals)', function () {
     prefix = randomPrefix();
     keys = new Keys(prefix);
     redis = await client(url());
+    eventSub = redis.duplicate();
+    eventSub.on('message', (_channel: string, message: string) => events.push(JSON.parse(message) as ClusterEvent));
+    await eventSub.subscribe(keys.eventsChannel());
   });
   after(async () => {
     procs.forEach(killIfRunning);
+    await eventSub.quit();
     await redis.quit();
   });
 
@@ -93,6 +101,16 @@ describe('cluster of workers (real processes and signals)', function () {
     expect(moved.every((o) => o === ids.get(fourth))).to.equal(true);
     expect(moved.length).to.equal(counts(after).get(ids.get(fourth)!));
     expect(moved.length).to.be.within(67, 68);
+    const id = ids.get(fourth)!;
+    await waitFor(() => events.some((e) => e.type === 'joined' && e.worker === id), { timeoutMs: 5000, what: 'the joined event' });
+    const movedEvents = events.filter((e) => e.type === 'moved' && e.to === id);
+    expect(movedEvents).to.have.length(moved.length);
+    for (const e of movedEvents) {
+      if (e.type !== 'moved') continue;
+      expect(e.how).to.equal('taken-over');
+      expect(e.from).to.equal(before[e.partition]);
+      expect(e.token).to.be.greaterThan(1);
+    }
     measured(`join: ${moved.length} partitions moved, balanced ${[...counts(after).values()].sort().join('/')} after ${Date.now() - t0} ms`);
   });
 
@@ -128,12 +146,14 @@ describe('cluster of workers (real processes and signals)', function () {
     expect(before.filter((o, p) => o !== after[p] && o !== ids.get(leaver))).to.have.length(0);
     expect(moved.length).to.equal(counts(before).get(ids.get(leaver)!));
     const { total } = await waitForFinal(redis, prefix, expected, 60000);
+    expect(events.some((e) => e.type === 'left' && e.worker === ids.get(leaver) && e.reason === 'graceful')).to.equal(true);
     measured(`leave: ${moved.length} partitions moved, worker exited 0 after ${exitMs} ms; ${n} writes to ${expected.size} keys during the handover, 0 lost, ${total} tickets`);
   });
 
   it('takes the partitions of a SIGKILLed worker over within 2 × the lease TTL', async () => {
     const victim = procs[0]!;
     const dead = ids.get(victim)!;
+    const victimOwned = counts(await owners()).get(dead)!;
     const t0 = Date.now();
     victim.proc.kill('SIGKILL');
     await exitOf(victim, 10000);
@@ -148,6 +168,11 @@ describe('cluster of workers (real processes and signals)', function () {
     );
     const takeoverMs = Date.now() - t0;
     expect(takeoverMs).to.be.at.most(2 * TTL);
+    await waitFor(() => events.filter((e) => e.type === 'moved' && e.from === dead && e.how === 'acquired').length === victimOwned, {
+      timeoutMs: 5000,
+      what: `a moved event for each of the ${victimOwned} partitions of the killed worker`,
+    });
+    await waitFor(() => events.some((e) => e.type === 'left' && e.worker === dead && e.reason === 'silent'), { timeoutMs: 5000, what: 'the left (silent) event' });
     const { ms } = await balancedAmong(procs);
     measured(`SIGKILL: every partition taken over ${takeoverMs} ms after the kill (TTL ${TTL} ms), balanced ${ms} ms later`);
   });
