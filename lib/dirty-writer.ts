@@ -32,8 +32,9 @@ export class DirtyWriter {
 
   constructor(private readonly opts: DirtyWriterOptions) {}
 
-  add(partition: number, key: Buffer, event: string): void {
-    this.pending.add(partition, key, event, Date.now());
+  /** `at`: when the change was seen, if earlier than now (a replayed gap). */
+  add(partition: number, key: Buffer, event: string, at = Date.now()): void {
+    this.pending.add(partition, key, event, at);
     this.schedule();
   }
 

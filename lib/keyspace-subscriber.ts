@@ -30,13 +30,16 @@ interface NodeSubscription {
   name: string;
   conn: Redis;
   confirmed: boolean;
+  /** Epoch ms of the last confirmation. */
+  confirmedAt: number;
   /** Epoch ms when the subscription was lost; null while confirmed or before the first one. */
   downSince: number | null;
 }
 
 /**
- * Emits 'confirmed' (node name) whenever a node's subscription is confirmed, and
- * 'dropped' (node name, epoch ms) when a confirmed one is lost.
+ * Emits 'confirmed' (node name, gapSince: epoch ms or null) whenever a node's subscription
+ * is confirmed, gapSince telling since when it was not, and 'dropped' (node name, epoch ms)
+ * when a confirmed one is lost.
  */
 export class KeyspaceSubscriber extends EventEmitter {
   private readonly nodes = new Map<string, NodeSubscription>();
@@ -69,6 +72,23 @@ export class KeyspaceSubscriber extends EventEmitter {
   coversSlot(slot: number): boolean {
     const i = this.slotNode[slot]!;
     return i >= 0 && this.nodes.get(this.nodeNames[i]!)?.confirmed === true;
+  }
+
+  /** The master serving a slot (`host:port`). */
+  nodeOfSlot(slot: number): string | undefined {
+    const i = this.slotNode[slot]!;
+    return i >= 0 ? this.nodeNames[i] : undefined;
+  }
+
+  /** Epoch ms since which every slot in [first, last] has been covered without a break; Infinity when one is not. */
+  coveredSince(first: number, last: number): number {
+    let since = 0;
+    for (let s = first; s <= last; s++) {
+      const sub = this.nodes.get(this.nodeOfSlot(s) ?? '');
+      if (!sub?.confirmed) return Infinity;
+      since = Math.max(since, sub.confirmedAt);
+    }
+    return since;
   }
 
   /** True when every slot in [first, last] is covered. */
@@ -126,7 +146,10 @@ export class KeyspaceSubscriber extends EventEmitter {
       maxRetriesPerRequest: null,
       connectionName: 'tg-keyspace',
     });
-    const sub: NodeSubscription = { name, conn, confirmed: false, downSince: null };
+    // A master that appears after the start (a failover, a resharding) served its slots
+    // unheard for a while: its first confirmation reports a gap of two topology periods.
+    const downSince = initial ? null : Date.now() - 2 * (this.opts.refreshIntervalMs ?? 5000);
+    const sub: NodeSubscription = { name, conn, confirmed: false, confirmedAt: 0, downSince };
     this.nodes.set(name, sub);
     conn.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => {
       this.opts.onEvent(channel.subarray(this.channelPrefixLength), message);
@@ -174,6 +197,7 @@ export class KeyspaceSubscriber extends EventEmitter {
     }
     await sub.conn.psubscribe(this.pattern);
     sub.confirmed = true;
+    sub.confirmedAt = Date.now();
     const gapSince = sub.downSince;
     sub.downSince = null;
     this.opts.logger.info('keyspace subscription confirmed', { node: sub.name, pattern: this.pattern });

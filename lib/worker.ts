@@ -13,6 +13,8 @@ import { DirtyWriter } from './dirty-writer.js';
 import { RedisUnavailableError } from './errors.js';
 import { Keys } from './keys.js';
 import { publishEvent } from './events.js';
+import { GapRepairer } from './gap-repair.js';
+import { ShadowBuffer } from './shadow-buffer.js';
 import { KeyspaceSubscriber } from './keyspace-subscriber.js';
 import { LeaseKeeper, readLeases, type LeaseState } from './lease-keeper.js';
 import { createLogger, type Logger } from './logger.js';
@@ -28,6 +30,18 @@ const SWEEP_INTERVAL_MS = 1000;
 
 /** Most time between two looks at membership and leases (fewer when the renew interval is shorter). */
 const BALANCE_INTERVAL_MS = 250;
+
+/** Allowance for the difference between this machine's clock and Redis's. */
+const CLOCK_MARGIN_MS = 1000;
+
+/** Most keys the shadow buffer holds before it starts afresh. */
+const SHADOW_MAX_KEYS = 500_000;
+
+export interface WorkerStats {
+  eventsReceived: number;
+  gapsReplayed: number;
+  keysReplayed: number;
+}
 
 export interface WorkerOptions {
   workerId?: string;
@@ -62,6 +76,10 @@ export class GeneratorWorker {
   private leases!: LeaseKeeper;
   private queue!: TicketQueue;
   private tickets!: TicketWorker;
+  private repairer!: GapRepairer;
+  private shadow!: ShadowBuffer;
+  /** Redis time minus local time, ms, measured at start. */
+  private clockOffsetMs = 0;
   /** 1 where this worker forwards the partition's events: the hot path's lookup. */
   private readonly forwarding: Uint8Array;
   private timers: NodeJS.Timeout[] = [];
@@ -72,8 +90,7 @@ export class GeneratorWorker {
   private joined = false;
   /** Live members as last seen. */
   members: string[] = [];
-  /** Keyspace events received (a counter for logs and metrics). */
-  eventsReceived = 0;
+  readonly stats: WorkerStats = { eventsReceived: 0, gapsReplayed: 0, keysReplayed: 0 };
 
   constructor(
     readonly config: Config,
@@ -118,6 +135,19 @@ export class GeneratorWorker {
     this.writer = new DirtyWriter({ client: this.client, keys, flushIntervalMs: config.flushIntervalMs, logger, onAppended: (p) => this.reader.poke(p) });
     this.leases = new LeaseKeeper({ scripts, workerId: this.id, ttlMs: config.leaseTtlMs, renewIntervalMs: config.renewIntervalMs, logger });
     this.leases.on('lost', (p: number) => this.stopForwarding(p));
+    this.shadow = new ShadowBuffer(2 * config.leaseTtlMs + 5000, SHADOW_MAX_KEYS, Date.now());
+    this.repairer = new GapRepairer({
+      target,
+      keys,
+      watch: config.watch,
+      partitions: config.partitions,
+      logger,
+      nodeOfSlot: (slot) => this.subscriber.nodeOfSlot(slot),
+      markDirty: (p, key) => this.writer.add(p, key, 'repair'),
+    });
+    const sentAt = Date.now();
+    const [seconds, micros] = await this.client.time();
+    this.clockOffsetMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - (sentAt + Date.now()) / 2;
     this.subscriber = new KeyspaceSubscriber({
       target,
       client: this.client,
@@ -132,22 +162,64 @@ export class GeneratorWorker {
     this.control.on('message', (_channel: string, message: string) => void this.onControl(message));
     await this.control.subscribe(keys.controlChannel(this.id));
 
+    this.subscriber.on('confirmed', (node: string, gapSince: number | null) => {
+      if (gapSince !== null) this.onSubscriptionGap(node, gapSince);
+    });
     await this.subscriber.start();
     this.leases.start();
     this.tickets.start();
     await this.balance();
     this.timers.push(
       setInterval(() => void this.balance(), Math.min(BALANCE_INTERVAL_MS, config.renewIntervalMs)),
-      setInterval(() => this.reader.sweep(), SWEEP_INTERVAL_MS),
+      setInterval(() => {
+        this.reader.sweep();
+        this.shadow.prune(Date.now());
+      }, SWEEP_INTERVAL_MS),
     );
     logger.info('started', { owned: this.leases.held.size });
   }
 
   private onEvent(key: Buffer, event: Buffer): void {
-    this.eventsReceived++;
+    this.stats.eventsReceived++;
     if (this.keys.isOwn(key)) return;
     const partition = partitionOfSlot(keySlot(key), this.config.partitions);
     if (this.forwarding[partition] === 1) this.writer.add(partition, key, event.toString('latin1'));
+    else this.shadow.add(partition, key, event.toString('latin1'), Date.now());
+  }
+
+  /**
+   * Nobody forwarded the partition between `from` and `to` (Redis ms): replay what this
+   * worker heard meanwhile when it heard everything, else repair by a scan.
+   */
+  private repairGap(partition: number, from: number, to: number): void {
+    const sinceLocal = from - this.clockOffsetMs - CLOCK_MARGIN_MS;
+    const { first, last } = slotRangeOfPartition(partition, this.config.partitions);
+    const heard = this.subscriber.coveredSince(first, last) <= sinceLocal ? this.shadow.take(partition, sinceLocal) : null;
+    if (heard === null) {
+      this.shadow.drop(partition);
+      this.repairer.request(partition, to - from + CLOCK_MARGIN_MS);
+      return;
+    }
+    for (const k of heard) this.writer.add(partition, k.key, k.event, k.at);
+    this.stats.gapsReplayed++;
+    this.stats.keysReplayed += heard.length;
+    this.logger.info('gap replayed from the shadow buffer', { partition, gapMs: to - from, keys: heard.length });
+  }
+
+  /** A subscription was down: the owned partitions on that node missed its events. */
+  private onSubscriptionGap(node: string, since: number): void {
+    // Events of other partitions on that node were missed too: the shadow buffer is incomplete.
+    this.shadow.reset(Date.now());
+    const gapMs = Date.now() - since + CLOCK_MARGIN_MS;
+    for (const p of this.leases.held.keys()) {
+      const { first, last } = slotRangeOfPartition(p, this.config.partitions);
+      for (let s = first; s <= last; s++) {
+        if (this.subscriber.nodeOfSlot(s) === node) {
+          this.repairer.request(p, gapMs);
+          break;
+        }
+      }
+    }
   }
 
   private balance(): Promise<void> {
@@ -196,11 +268,15 @@ export class GeneratorWorker {
     if (!this.subscriber.coversRange(first, last)) return;
     if (lease.owner === null || lease.owner === id) {
       const got = await leases.acquire(partition);
-      if (got) this.startForwarding(partition, got.previousOwner, got.token, 'acquired');
+      if (!got) return;
+      this.startForwarding(partition, got.previousOwner, got.token, 'acquired');
+      if (got.previouslyCovered >= 0 && got.previouslyCovered < got.now) this.repairGap(partition, got.previouslyCovered, got.now);
+      else this.shadow.drop(partition);
     } else if (lease.offer === id) {
       const got = await leases.takeOver(partition, lease.owner);
       if (!got) return;
       this.startForwarding(partition, lease.owner, got.token, 'taken-over');
+      this.shadow.drop(partition);
       await this.client.publish(this.keys.controlChannel(lease.owner), encodeDisconnect({ partition, token: got.token, owner: id }));
     }
   }
@@ -265,6 +341,7 @@ export class GeneratorWorker {
     await this.balancing;
     this.logger.info('stopping', { owned: this.leases.held.size });
     await this.subscriber.stop();
+    await this.repairer.close();
     await this.writer.drain();
     this.reader.sweep();
     await this.reader.idle();
@@ -274,6 +351,6 @@ export class GeneratorWorker {
     this.forwarding.fill(0);
     await this.queue.close();
     await Promise.all([this.control, this.client, this.bullClient].map((c) => c.quit().catch(() => undefined)));
-    this.logger.info('stopped', { eventsReceived: this.eventsReceived, appended: this.writer.appended, enqueued: this.reader.enqueued, tickets: this.tickets.made });
+    this.logger.info('stopped', { eventsReceived: this.stats.eventsReceived, appended: this.writer.appended, enqueued: this.reader.enqueued, tickets: this.tickets.made });
   }
 }

@@ -135,7 +135,7 @@ for (const mode of ['standalone', 'cluster'] as const) {
       const own = [...latest.values()].filter((t) => t.key.toString().startsWith(`${prefix}:`));
       expect(own.map((t) => t.key.toString())).to.deep.equal([]);
       // BullMQ and the lease keeper wrote constantly meanwhile, all under the prefix.
-      expect(worker.eventsReceived).to.be.greaterThan(pairs.length * 2);
+      expect(worker.stats.eventsReceived).to.be.greaterThan(pairs.length * 2);
       await Promise.all(pairs.map(([, s]) => redis.del(s!)));
     });
 
