@@ -1,4 +1,6 @@
 /**
+ * Messages between workers.
+ *
  * The disconnect message of a graceful handover: the new owner, having taken the lease,
  * tells the old owner to stop forwarding. It is only a prompt: the old owner believes the
  * lease in Redis, never the message, so a forged, stale or malformed one changes nothing.
@@ -31,4 +33,37 @@ export function parseDisconnect(raw: string, partitions: number): Disconnect | n
   if (!Number.isInteger(token) || (token as number) < 1) return null;
   if (typeof owner !== 'string' || owner.length === 0 || owner.length > 200) return null;
   return { partition: partition as number, token: token as number, owner };
+}
+
+/**
+ * A gap announcement: the owner of a partition took it over from an expired lease, so
+ * nobody forwarded its events between `from` and `to` (Redis ms). Every other worker
+ * heard them (all workers listen to every master) and replays what it kept.
+ */
+export interface GapNotice {
+  partition: number;
+  from: number;
+  to: number;
+  /** The announcing owner, which replays its own buffer itself. */
+  by: string;
+}
+
+export function encodeGap(g: GapNotice): string {
+  return JSON.stringify({ type: 'gap', ...g });
+}
+
+export function parseGap(raw: string, partitions: number): GapNotice | null {
+  let m: unknown;
+  try {
+    m = JSON.parse(raw);
+  } catch {
+    return null;
+  }
+  if (typeof m !== 'object' || m === null) return null;
+  const { type, partition, from, to, by } = m as Record<string, unknown>;
+  if (type !== 'gap') return null;
+  if (!Number.isInteger(partition) || (partition as number) < 0 || (partition as number) >= partitions) return null;
+  if (!Number.isInteger(from) || !Number.isInteger(to) || (from as number) < 0 || (to as number) < (from as number)) return null;
+  if (typeof by !== 'string' || by.length === 0) return null;
+  return { partition: partition as number, from: from as number, to: to as number, by };
 }

@@ -57,6 +57,11 @@ export class Keys {
     return `${this.prefix}:control:${workerId}`;
   }
 
+  /** Gap announcements: every worker replays what it heard of the partition meanwhile. */
+  gapsChannel(): string {
+    return `${this.prefix}:gaps`;
+  }
+
   /** BullMQ key prefix: hash-tagged so each queue stays in one cluster slot. */
   queuePrefix(): string {
     return `${this.prefix}:{q}`;

@@ -7,7 +7,7 @@ import { nanoid } from 'nanoid';
 import type { ConnectionOptions } from 'bullmq';
 import { assign } from './assignment.js';
 import type { Config } from './config.js';
-import { encodeDisconnect, parseDisconnect } from './control.js';
+import { encodeDisconnect, encodeGap, parseDisconnect, parseGap } from './control.js';
 import { DirtyReader } from './dirty-reader.js';
 import { DirtyWriter } from './dirty-writer.js';
 import { RedisUnavailableError } from './errors.js';
@@ -80,6 +80,8 @@ export class GeneratorWorker {
   private shadow!: ShadowBuffer;
   /** Redis time minus local time, ms, measured at start. */
   private clockOffsetMs = 0;
+  /** Per master whose subscription dropped: the partitions this worker held on it then. */
+  private readonly heldWhenDropped = new Map<string, Set<number>>();
   /** 1 where this worker forwards the partition's events: the hot path's lookup. */
   private readonly forwarding: Uint8Array;
   private timers: NodeJS.Timeout[] = [];
@@ -159,9 +161,17 @@ export class GeneratorWorker {
 
     this.control = this.client.duplicate();
     this.control.on('error', (err: Error) => logger.debug('redis error (control)', { err: err.message }));
-    this.control.on('message', (_channel: string, message: string) => void this.onControl(message));
-    await this.control.subscribe(keys.controlChannel(this.id));
+    this.control.on('message', (channel: string, message: string) => {
+      if (channel === keys.gapsChannel()) this.onGapNotice(message);
+      else void this.onControl(message);
+    });
+    await this.control.subscribe(keys.controlChannel(this.id), keys.gapsChannel());
 
+    this.subscriber.on('dropped', (node: string) => {
+      // The partitions held now are the ones this worker must repair, even if it loses them meanwhile.
+      const held = this.partitionsOn(node);
+      this.heldWhenDropped.set(node, new Set([...(this.heldWhenDropped.get(node) ?? []), ...held]));
+    });
     this.subscriber.on('confirmed', (node: string, gapSince: number | null) => {
       if (gapSince !== null) this.onSubscriptionGap(node, gapSince);
     });
@@ -192,34 +202,54 @@ export class GeneratorWorker {
    * worker heard meanwhile when it heard everything, else repair by a scan.
    */
   private repairGap(partition: number, from: number, to: number): void {
+    void this.client.publish(this.keys.gapsChannel(), encodeGap({ partition, from, to, by: this.id })).catch(() => undefined);
+    if (!this.replayShadow(partition, from, to)) this.repairer.request(partition, to - from + CLOCK_MARGIN_MS);
+  }
+
+  /** Appends what this worker heard of a partition since `from`; false when it did not hear everything. */
+  private replayShadow(partition: number, from: number, to: number): boolean {
     const sinceLocal = from - this.clockOffsetMs - CLOCK_MARGIN_MS;
     const { first, last } = slotRangeOfPartition(partition, this.config.partitions);
     const heard = this.subscriber.coveredSince(first, last) <= sinceLocal ? this.shadow.take(partition, sinceLocal) : null;
     if (heard === null) {
       this.shadow.drop(partition);
-      this.repairer.request(partition, to - from + CLOCK_MARGIN_MS);
-      return;
+      return false;
     }
     for (const k of heard) this.writer.add(partition, k.key, k.event, k.at);
     this.stats.gapsReplayed++;
     this.stats.keysReplayed += heard.length;
     this.logger.info('gap replayed from the shadow buffer', { partition, gapMs: to - from, keys: heard.length });
+    return true;
   }
 
-  /** A subscription was down: the owned partitions on that node missed its events. */
+  /** Another worker took a partition over from an expired lease: replay what this one heard. */
+  private onGapNotice(message: string): void {
+    const gap = parseGap(message, this.config.partitions);
+    if (!gap) {
+      this.logger.warn('ignored a malformed gap notice', { raw: message.slice(0, 200) });
+      return;
+    }
+    if (gap.by === this.id || this.leases.held.has(gap.partition)) return;
+    this.replayShadow(gap.partition, gap.from, gap.to);
+  }
+
+  /** Held partitions with a slot on the node. */
+  private partitionsOn(node: string): number[] {
+    return [...this.leases.held.keys()].filter((p) => {
+      const { first, last } = slotRangeOfPartition(p, this.config.partitions);
+      for (let s = first; s <= last; s++) if (this.subscriber.nodeOfSlot(s) === node) return true;
+      return false;
+    });
+  }
+
+  /** A subscription was down: the partitions held on that node, then or now, missed its events. */
   private onSubscriptionGap(node: string, since: number): void {
     // Events of other partitions on that node were missed too: the shadow buffer is incomplete.
     this.shadow.reset(Date.now());
     const gapMs = Date.now() - since + CLOCK_MARGIN_MS;
-    for (const p of this.leases.held.keys()) {
-      const { first, last } = slotRangeOfPartition(p, this.config.partitions);
-      for (let s = first; s <= last; s++) {
-        if (this.subscriber.nodeOfSlot(s) === node) {
-          this.repairer.request(p, gapMs);
-          break;
-        }
-      }
-    }
+    const affected = new Set([...(this.heldWhenDropped.get(node) ?? []), ...this.partitionsOn(node)]);
+    this.heldWhenDropped.delete(node);
+    for (const p of affected) this.repairer.request(p, gapMs);
   }
 
   private balance(): Promise<void> {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { encodeDisconnect, parseDisconnect } from '../lib/control.js';
+import { encodeDisconnect, encodeGap, parseDisconnect, parseGap } from '../lib/control.js';
 
 describe('control messages', () => {
   it('round-trips a disconnect message', () => {
@@ -20,6 +20,25 @@ describe('control messages', () => {
   ]) {
     it(`rejects ${what}`, () => {
       expect(parseDisconnect(raw!, 271)).to.equal(null);
+    });
+  }
+});
+
+describe('gap notices', () => {
+  it('round-trips a gap notice', () => {
+    const g = { partition: 3, from: 100, to: 250, by: 'w1' };
+    expect(parseGap(encodeGap(g), 271)).to.deep.equal(g);
+  });
+
+  for (const [what, raw] of [
+    ['not JSON', 'gap!'],
+    ['a disconnect message', '{"type":"disconnect","partition":1,"token":1,"owner":"w"}'],
+    ['an end before the start', '{"type":"gap","partition":1,"from":10,"to":5,"by":"w"}'],
+    ['a partition out of range', '{"type":"gap","partition":999,"from":1,"to":5,"by":"w"}'],
+    ['no sender', '{"type":"gap","partition":1,"from":1,"to":5}'],
+  ]) {
+    it(`rejects ${what}`, () => {
+      expect(parseGap(raw!, 271)).to.equal(null);
     });
   }
 });
