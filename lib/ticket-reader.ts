@@ -23,7 +23,8 @@ export interface StoredTicket {
   id: string;
 }
 
-function parse(streamId: Buffer, flat: Buffer[]): StoredTicket {
+/** A ticket from its stream id and flat field list, as XRANGE returns them. */
+export function parseTicket(streamId: Buffer, flat: Buffer[]): StoredTicket {
   const f = new Map<string, Buffer>();
   for (let i = 0; i + 1 < flat.length; i += 2) f.set(flat[i]!.toString(), flat[i + 1]!);
   const str = (name: string) => f.get(name)?.toString() ?? '';
@@ -50,7 +51,7 @@ export async function forEachTicket(client: RedisClient, keys: Keys, each: (t: S
   for (;;) {
     const page = (await bufferCommand(client, 'xrange')(keys.tickets(), start, '+', 'COUNT', pageSize)) as [Buffer, Buffer[]][];
     for (const [id, fields] of page) {
-      each(parse(id, fields));
+      each(parseTicket(id, fields));
       count++;
     }
     if (page.length < pageSize) return count;

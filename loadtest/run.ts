@@ -3,96 +3,143 @@
  * (unless TG_REDIS_URL names one), N workers as child processes, a load writer process,
  * and a chaos loop that signals a random worker every K seconds and starts a replacement.
  * When the load is written it waits for the tickets to settle, checks every key's final
- * value against its latest ticket, prints a report and exits non-zero when the loss
- * exceeds --max-loss.
+ * value against its latest ticket, and reports (table, JSON, HTML chart). Exits 1 when the
+ * loss exceeds --max-loss. Every loop is bounded; only processes it started are signalled.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../lib/config.js';
+import type { ClusterEvent } from '../lib/events.js';
 import { Keys } from '../lib/keys.js';
+import { readLeases } from '../lib/lease-keeper.js';
 import { startLocalRedis, type LocalRedis } from '../lib/local-redis.js';
 import { connect, detectTarget, type RedisClient } from '../lib/redis.js';
-import { latestTickets } from '../lib/ticket-reader.js';
-import { ticketMatches, writtenAtOf, type WriterResult } from './expectations.js';
+import type { WriterResult } from './expectations.js';
+import { SinkMonitor } from './monitor.js';
+import { html, percentiles, table, type Report, type Sample, type SignalRecord } from './report.js';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 
-const { values: a } = parseArgs({
-  options: {
-    workers: { type: 'string', default: '3' },
-    chaos: { type: 'string', default: 'sigint' },
-    interval: { type: 'string', default: '8' },
-    rate: { type: 'string', default: '1000' },
-    duration: { type: 'string', default: '45' },
-    keys: { type: 'string', default: '2000' },
-    'value-size': { type: 'string', default: '32' },
-    writes: { type: 'string' },
-    'max-loss': { type: 'string', default: '0' },
-    'settle-timeout': { type: 'string', default: '120' },
-    out: { type: 'string', default: here('./reports') },
-    help: { type: 'boolean', default: false },
-  },
-  strict: true,
-});
+const USAGE = `usage: npm run loadtest -- [options]
+  --workers N           workers started as child processes (3)
+  --chaos MODE          sigint | sigkill | none: signal a random worker every --interval and start a replacement (sigint)
+  --interval S          seconds between signals (8)
+  --rate N              writes per second (1000)
+  --duration S          seconds of load (45)
+  --writes N            total writes instead of rate x duration
+  --keys N              distinct keys (2000)
+  --value-size B        bytes per value (32)
+  --max-loss PCT        exit 1 when more keys than this lose their final value (0)
+  --settle-timeout S    how long to wait for the tickets after the load (120)
+  --baseline            also run the same load through the raw path (one subscriber, a job per event)
+  --external            write the load for workers started by hand (needs TG_REDIS_URL and --prefix; TG_WATCH=<prefix>-k:*)
+  --prefix P            key prefix (TG_PREFIX of the workers); random by default
+  --verify-only FILE    check the tickets for the final state a previous run saved, and exit
+  --out DIR             where reports go (loadtest/reports)
+Uses TG_REDIS_URL when set, else starts a local 3-master cluster on free loopback ports.`;
 
+let a: ReturnType<typeof parse>;
+function parse() {
+  return parseArgs({
+    options: {
+      workers: { type: 'string', default: '3' },
+      chaos: { type: 'string', default: 'sigint' },
+      interval: { type: 'string', default: '8' },
+      rate: { type: 'string', default: '1000' },
+      duration: { type: 'string', default: '45' },
+      keys: { type: 'string', default: '2000' },
+      'value-size': { type: 'string', default: '32' },
+      writes: { type: 'string' },
+      'max-loss': { type: 'string', default: '0' },
+      'settle-timeout': { type: 'string', default: '120' },
+      baseline: { type: 'boolean', default: false },
+      external: { type: 'boolean', default: false },
+      prefix: { type: 'string' },
+      'verify-only': { type: 'string' },
+      out: { type: 'string', default: here('./reports') },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  }).values;
+}
+try {
+  a = parse();
+} catch (err) {
+  process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
+  process.exit(2);
+}
 if (a.help) {
-  process.stdout.write(`usage: npm run loadtest -- [--workers 3] [--chaos sigint|sigkill|none] [--interval 8 (s)] [--rate 1000 (writes/s)]
-       [--duration 45 (s)] [--keys 2000] [--value-size 32] [--writes N (instead of rate x duration)] [--max-loss 0 (%)]
-       [--settle-timeout 120 (s)] [--out DIR]
-Uses TG_REDIS_URL when set, else starts a local 3-master cluster on free loopback ports.\n`);
+  process.stdout.write(`${USAGE}\n`);
   process.exit(0);
 }
 
-function positive(name: keyof typeof a, allowZero = false): number {
+function number(name: keyof typeof a, min: number): number {
   const n = Number(a[name]);
-  if (!Number.isFinite(n) || n < 0 || (!allowZero && n === 0)) {
-    process.stderr.write(`--${name}: '${String(a[name])}' must be a ${allowZero ? 'non-negative' : 'positive'} number\n`);
+  if (!Number.isFinite(n) || n < min) {
+    process.stderr.write(`--${name}: '${String(a[name])}' must be a number of at least ${min}\n`);
     process.exit(2);
   }
   return n;
 }
 
-const workerCount = positive('workers');
+const workerCount = number('workers', 1);
 const chaos = a.chaos!;
 if (!['sigint', 'sigkill', 'none'].includes(chaos)) {
   process.stderr.write(`--chaos: '${chaos}' must be sigint, sigkill or none\n`);
   process.exit(2);
 }
-const intervalMs = positive('interval') * 1000;
-const rate = positive('rate');
-const durationMs = positive('duration') * 1000;
-const keyCount = positive('keys');
-const valueSize = positive('value-size');
-const maxLoss = positive('max-loss', true);
-const settleMs = positive('settle-timeout') * 1000;
-const writes = a.writes === undefined ? undefined : positive('writes');
+const intervalMs = number('interval', 1) * 1000;
+const rate = number('rate', 1);
+const durationMs = number('duration', 1) * 1000;
+const keyCount = number('keys', 1);
+const valueSize = number('value-size', 1);
+const maxLoss = number('max-loss', 0);
+const settleMs = number('settle-timeout', 1) * 1000;
+const writes = a.writes === undefined ? undefined : number('writes', 1);
+if (a.external && !a.prefix) {
+  process.stderr.write('--external needs --prefix (the TG_PREFIX of the running workers)\n');
+  process.exit(2);
+}
+if (a.prefix !== undefined && !/^[A-Za-z0-9_.-]+$/.test(a.prefix)) {
+  process.stderr.write(`--prefix: '${a.prefix}' must be letters, digits, '_', '.' or '-'\n`);
+  process.exit(2);
+}
+const partitions = Number(process.env.TG_PARTITIONS ?? 271);
+const tty = process.stdout.isTTY === true;
 
 function log(line: string): void {
-  process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+  process.stdout.write(`${tty ? '\r\x1b[K' : ''}${new Date().toISOString().slice(11, 19)} ${line}\n`);
 }
 
-const prefix = `lt${randomBytes(3).toString('hex')}`;
-async function embeddedCluster(): Promise<LocalRedis> {
-  log('starting a local 3-master Redis Cluster');
-  return startLocalRedis({ mode: 'cluster' });
-}
-const local: LocalRedis | undefined = process.env.TG_REDIS_URL ? undefined : await embeddedCluster();
-const url: string = process.env.TG_REDIS_URL ?? local!.url;
-log(`redis ${url}  prefix ${prefix}  workers ${workerCount}  chaos ${chaos}`);
-
-const workers = new Set<ChildProcess>();
-const signals: { at: number; signal: string; pid: number }[] = [];
+const started: ChildProcess[] = [];
+const workers = new Map<ChildProcess, { id?: string }>();
+const signals: SignalRecord[] = [];
+let local: LocalRedis | undefined;
 let stopping = false;
+let loadStart = 0;
 
-function startWorker(): ChildProcess {
+function startWorker(url: string, prefix: string): ChildProcess {
   const child = spawn(process.execPath, [here('../workers/start.js')], {
-    env: { ...process.env, TG_REDIS_URL: url, TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*`, TG_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, TG_REDIS_URL: url, TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*`, TG_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
-  workers.add(child);
+  const info: { id?: string } = {};
+  workers.set(child, info);
+  started.push(child);
+  const lines = createInterface({ input: child.stdout! });
+  lines.on('line', (line) => {
+    if (info.id) return;
+    try {
+      info.id = (JSON.parse(line) as { worker?: string }).worker;
+    } catch {
+      // not a log line
+    }
+  });
   child.on('exit', (code, signal) => {
     workers.delete(child);
     if (!stopping && signal !== 'SIGKILL' && code !== 0) log(`worker ${child.pid} exited with ${code ?? signal}`);
@@ -103,13 +150,15 @@ function startWorker(): ChildProcess {
 async function stopAll(): Promise<void> {
   stopping = true;
   await Promise.all(
-    [...workers].map(
-      (w) =>
-        new Promise<void>((resolve) => {
-          w.once('exit', () => resolve());
-          w.kill('SIGTERM');
-        }),
-    ),
+    started
+      .filter((c) => c.exitCode === null && c.signalCode === null)
+      .map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            c.once('exit', () => resolve());
+            c.kill('SIGTERM');
+          }),
+      ),
   );
   await local?.stop();
 }
@@ -119,108 +168,253 @@ process.once('SIGINT', () => {
   void stopAll().then(() => process.exit(130));
 });
 
-let redis: RedisClient | undefined;
-try {
-  const target = await detectTarget(loadConfig({ TG_REDIS_URL: url }, []).redis);
-  redis = connect(target);
-  for (let i = 0; i < workerCount; i++) startWorker();
-  // Changes made before any worker listens are nobody's: start the load once every partition has an owner.
-  const prefixKeys = new Keys(prefix);
-  const partitions = Number(process.env.TG_PARTITIONS ?? 271);
-  const ownedDeadline = Date.now() + 60000;
-  for (;;) {
-    const owned = await Promise.all(Array.from({ length: partitions }, (_, p) => redis!.exists(prefixKeys.lease(p))));
-    if (owned.every((n) => n === 1)) break;
-    if (Date.now() > ownedDeadline) throw new Error('the workers did not take every partition within 60 s');
+function startWriter(url: string, prefix: string, outFile: string, onProgress: (n: number) => void): Promise<WriterResult> {
+  const args = ['--url', url, '--prefix', prefix, '--rate', String(rate), '--duration-ms', String(durationMs), '--keys', String(keyCount), '--value-size', String(valueSize), '--out', outFile];
+  if (writes !== undefined) args.push('--writes', String(writes));
+  const writer = spawn(process.execPath, [here('./writer.js'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  started.push(writer);
+  createInterface({ input: writer.stdout! }).on('line', (line) => {
+    try {
+      onProgress((JSON.parse(line) as { writes: number }).writes);
+    } catch {
+      // not a progress line
+    }
+  });
+  return new Promise((resolve, reject) =>
+    writer.on('exit', (code) => {
+      if (code !== 0) reject(new Error(`the load writer failed (exit ${code})`));
+      else resolve(JSON.parse(readFileSync(outFile, 'utf8')) as WriterResult);
+    }),
+  );
+}
+
+/** Partitions all owned: changes made before any worker listens are nobody's. */
+async function waitForOwners(redis: RedisClient, keys: Keys): Promise<void> {
+  const deadline = Date.now() + 60000;
+  while (!(await readLeases(redis, keys, partitions)).every((l) => l.owner !== null)) {
+    if (Date.now() > deadline) throw new Error(`the workers did not take all ${partitions} partitions within 60 s`);
     await new Promise((r) => setTimeout(r, 200));
   }
-  log('every partition has an owner; starting the load');
+}
 
-  const reports = a.out!;
-  mkdirSync(reports, { recursive: true });
-  const expectationsFile = `${reports}/${prefix}-final-state.json`;
-  const writerArgs = ['--url', url, '--prefix', prefix, '--rate', String(rate), '--duration-ms', String(durationMs), '--keys', String(keyCount), '--value-size', String(valueSize), '--out', expectationsFile];
-  if (writes !== undefined) writerArgs.push('--writes', String(writes));
-  const writer = spawn(process.execPath, [here('./writer.js'), ...writerArgs], { stdio: ['ignore', 'inherit', 'inherit'] });
-  const writerDone = new Promise<number>((resolve) => writer.on('exit', (code) => resolve(code ?? 1)));
-
+/** Runs one load against one prefix while sampling; returns the writer's result and the samples. */
+async function loadPhase(url: string, prefix: string, monitor: SinkMonitor, reports: string, chaosTick?: () => void) {
+  const samples: Sample[] = [];
+  let written = 0;
+  let lastWritten = 0;
+  let lastTickets = 0;
+  loadStart = Date.now();
+  const writerDone = startWriter(url, prefix, `${reports}/${prefix}-final-state.json`, (n) => (written = n));
+  let sampling = true;
   let chaosTimer: NodeJS.Timeout | undefined;
-  if (chaos !== 'none') {
-    const signal = chaos === 'sigint' ? 'SIGINT' : 'SIGKILL';
-    chaosTimer = setInterval(() => {
-      const alive = [...workers];
-      const victim = alive[Math.floor(Math.random() * alive.length)];
-      if (!victim) return;
-      signals.push({ at: Date.now(), signal, pid: victim.pid! });
-      log(`${signal} worker ${victim.pid}; starting a replacement`);
-      victim.kill(signal);
-      startWorker();
-    }, intervalMs);
+  if (chaosTick) chaosTimer = setInterval(chaosTick, intervalMs);
+  const sampler = (async () => {
+    let i = 0;
+    while (sampling) {
+      await new Promise((r) => setTimeout(r, 1000));
+      const freshnessMs = await monitor.poll();
+      const backlog = await monitor.backlog();
+      const s: Sample = {
+        t: (Date.now() - loadStart) / 1000,
+        writesPerSec: written - lastWritten,
+        ticketsPerSec: monitor.tickets - lastTickets,
+        backlog,
+        workersAlive: workers.size,
+        freshnessMs,
+      };
+      lastWritten = written;
+      lastTickets = monitor.tickets;
+      samples.push(s);
+      const line = `${s.t.toFixed(0)}s  writes/s ${s.writesPerSec}  tickets/s ${s.ticketsPerSec}  backlog ${backlog}  workers ${s.workersAlive}  signals ${signals.length}  freshness ${freshnessMs ?? '-'} ms`;
+      if (tty) process.stdout.write(`\r\x1b[K${line}`);
+      else if (i % 5 === 0) log(line);
+      i++;
+    }
+  })();
+  let result: WriterResult;
+  try {
+    result = await writerDone;
+  } finally {
+    clearInterval(chaosTimer);
   }
-  const writerCode = await writerDone;
-  clearInterval(chaosTimer);
-  if (writerCode !== 0) throw new Error(`the load writer failed (exit ${writerCode})`);
-  const result = JSON.parse(readFileSync(expectationsFile, 'utf8')) as WriterResult;
-  log(`wrote ${result.writes} changes to ${Object.keys(result.keys).length} keys in ${((result.endedAt - result.startedAt) / 1000).toFixed(1)} s; waiting for the tickets to settle`);
+  return {
+    result,
+    samples,
+    stopSampling: async () => {
+      sampling = false;
+      await sampler;
+      if (tty) process.stdout.write('\n');
+    },
+  };
+}
 
-  const keys = prefixKeys;
+/** Waits until every key's latest ticket carries its final state, or the settle timeout. */
+async function settle(monitor: SinkMonitor, result: WriterResult): Promise<{ lost: string[]; seconds: number }> {
   const deadline = Date.now() + settleMs;
-  let lost: string[] = [];
-  let total = 0;
-  let latest = new Map<string, import('../lib/ticket-reader.js').StoredTicket>();
+  let lost: string[];
   for (;;) {
-    ({ latest, total } = await latestTickets(redis, keys));
-    lost = Object.entries(result.keys)
-      .filter(([k, state]) => !ticketMatches(state, latest.get(Buffer.from(k).toString('latin1'))))
-      .map(([k]) => k);
+    await monitor.poll();
+    lost = monitor.lost(result.keys);
     if (lost.length === 0 || Date.now() >= deadline) break;
     await new Promise((r) => setTimeout(r, 500));
   }
-  const settledAt = Date.now();
+  return { lost, seconds: (Date.now() - result.endedAt) / 1000 };
+}
 
-  const freshness = [...latest.values()]
-    .map((t) => {
-      const w = writtenAtOf(t);
-      return w === undefined ? undefined : t.createdAt - w;
-    })
-    .filter((x): x is number => x !== undefined)
-    .sort((x, y) => x - y);
-  const pct = (q: number) => (freshness.length ? freshness[Math.min(freshness.length - 1, Math.floor(q * freshness.length))]! : NaN);
-  const keyTotal = Object.keys(result.keys).length;
-  const report = {
+async function baselinePhase(redis: RedisClient, url: string, reports: string): Promise<Report['baseline']> {
+  const prefix = `bl${randomBytes(3).toString('hex')}`;
+  const proc = spawn(process.execPath, [here('./baseline.js'), '--url', url, '--prefix', prefix, '--watch', `${prefix}-k:*`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  started.push(proc);
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: proc.stdout! }).on('line', (l) => l === 'ready' && resolve());
+    proc.once('exit', (code) => reject(new Error(`the baseline exited with ${code}`)));
+  });
+  log(`baseline: the same load through one subscriber and a job per event (prefix ${prefix})`);
+  const monitor = new SinkMonitor(redis, new Keys(prefix), partitions);
+  const phase = await loadPhase(url, prefix, monitor, reports);
+  const { lost, seconds } = await settle(monitor, phase.result);
+  await phase.stopSampling();
+  proc.kill('SIGTERM');
+  await monitor.close();
+  const f = percentiles(monitor.freshness);
+  return { ticketsPerSec: sustained(phase.samples), freshnessP50: f.p50, freshnessP99: f.p99, settleSeconds: seconds, keysLost: lost.length };
+}
+
+/** Mean tickets/s over the samples taken while the load was written. */
+function sustained(samples: Sample[]): number {
+  const during = samples.filter((s) => s.writesPerSec > 0);
+  return during.length ? during.reduce((n, s) => n + s.ticketsPerSec, 0) / during.length : 0;
+}
+
+async function verifyOnly(file: string): Promise<never> {
+  const url = process.env.TG_REDIS_URL;
+  if (!url) {
+    process.stderr.write('--verify-only needs TG_REDIS_URL\n');
+    process.exit(2);
+  }
+  const result = JSON.parse(readFileSync(file, 'utf8')) as WriterResult;
+  const redis = connect(await detectTarget(loadConfig({ TG_REDIS_URL: url }, []).redis));
+  const monitor = new SinkMonitor(redis, new Keys(result.prefix), partitions);
+  await monitor.poll();
+  const lost = monitor.lost(result.keys);
+  const total = Object.keys(result.keys).length;
+  process.stdout.write(`prefix ${result.prefix}: ${total} keys, ${monitor.tickets} tickets, ${lost.length} keys lost (${((100 * lost.length) / total).toFixed(3)} %)\n`);
+  if (lost.length) process.stdout.write(`e.g. ${lost.slice(0, 10).join(', ')}\n`);
+  await monitor.close();
+  await redis.quit();
+  process.exit((100 * lost.length) / total > maxLoss ? 1 : 0);
+}
+
+if (a['verify-only']) await verifyOnly(a['verify-only']);
+
+let redis: RedisClient | undefined;
+let events: RedisClient | undefined;
+try {
+  if (!process.env.TG_REDIS_URL) {
+    log('starting a local 3-master Redis Cluster');
+    local = await startLocalRedis({ mode: 'cluster' });
+  }
+  const url = process.env.TG_REDIS_URL ?? local!.url;
+  const prefix = a.prefix ?? `lt${randomBytes(3).toString('hex')}`;
+  const keys = new Keys(prefix);
+  const reports = a.out!;
+  mkdirSync(reports, { recursive: true });
+  redis = connect(await detectTarget(loadConfig({ TG_REDIS_URL: url }, []).redis));
+  log(`redis ${url}  prefix ${prefix}  ${a.external ? 'workers started by hand' : `workers ${workerCount}  chaos ${chaos}`}`);
+
+  let handovers = 0;
+  events = redis.duplicate();
+  events.on('message', (_c: string, m: string) => {
+    if ((JSON.parse(m) as ClusterEvent).type === 'moved') handovers++;
+  });
+  await events.subscribe(keys.eventsChannel());
+
+  if (!a.external) for (let i = 0; i < workerCount; i++) startWorker(url, prefix);
+  await waitForOwners(redis, keys);
+  handovers = 0;
+  log('every partition has an owner; starting the load');
+
+  const monitor = new SinkMonitor(redis, keys, partitions);
+  const chaosTick =
+    a.external || chaos === 'none'
+      ? undefined
+      : () => {
+          const alive = [...workers.keys()];
+          const victim = alive[Math.floor(Math.random() * alive.length)];
+          if (!victim) return;
+          const signal = chaos === 'sigint' ? 'SIGINT' : 'SIGKILL';
+          const record: SignalRecord = { t: (Date.now() - loadStart) / 1000, signal, pid: victim.pid! };
+          signals.push(record);
+          const deadId = workers.get(victim)?.id;
+          const sentAt = Date.now();
+          victim.once('exit', (code, sig) => {
+            if (signal === 'SIGINT') {
+              record.exitMs = Date.now() - sentAt;
+              record.exitCode = code ?? sig ?? -1;
+            }
+          });
+          victim.kill(signal);
+          startWorker(url, prefix);
+          if (signal === 'SIGKILL' && deadId) {
+            void (async () => {
+              // Bounded: a takeover not seen within a minute is reported as missing.
+              while (Date.now() - sentAt < 60000) {
+                const leases = await readLeases(redis!, keys, partitions);
+                if (leases.every((l) => l.owner !== null && l.owner !== deadId)) {
+                  record.takeoverMs = Date.now() - sentAt;
+                  return;
+                }
+                await new Promise((r) => setTimeout(r, 100));
+              }
+            })();
+          }
+        };
+  const phase = await loadPhase(url, prefix, monitor, reports, chaosTick);
+  log(`wrote ${phase.result.writes} changes to ${Object.keys(phase.result.keys).length} keys; waiting for the tickets to settle`);
+  const { lost, seconds } = await settle(monitor, phase.result);
+  const finalBacklog = await monitor.backlog();
+  await phase.stopSampling();
+  await monitor.close();
+
+  const baseline = a.baseline ? await baselinePhase(redis, url, reports) : undefined;
+  const keyTotal = Object.keys(phase.result.keys).length;
+  const report: Report = {
     command: `npm run loadtest -- ${process.argv.slice(2).join(' ')}`.trim(),
+    machine: `${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`,
     redis: local ? 'embedded 3-master cluster' : url,
-    workers: workerCount,
-    chaos,
-    signals: signals.length,
-    writes: result.writes,
+    workers: a.external ? 0 : workerCount,
+    chaos: a.external ? 'external' : chaos,
+    rate,
+    writes: phase.result.writes,
     keys: keyTotal,
     keysLost: lost.length,
     lossPercent: (100 * lost.length) / keyTotal,
-    tickets: total,
-    ticketsPerWrite: total / result.writes,
-    writeRate: result.writes / ((result.endedAt - result.startedAt) / 1000),
-    settleSeconds: (settledAt - result.endedAt) / 1000,
-    freshnessMs: { p50: pct(0.5), p95: pct(0.95), p99: pct(0.99), max: freshness[freshness.length - 1] ?? NaN },
+    tickets: monitor.tickets,
+    ticketsPerWrite: monitor.tickets / phase.result.writes,
+    writeRate: phase.result.writes / ((phase.result.endedAt - phase.result.startedAt) / 1000),
+    sustainedTicketsPerSec: sustained(phase.samples),
+    maxBacklog: Math.max(0, ...phase.samples.map((s) => s.backlog)),
+    finalBacklog,
+    settleSeconds: seconds,
+    freshnessMs: percentiles(monitor.freshness),
+    handovers,
+    signals,
+    baseline,
     lostSample: lost.slice(0, 10),
+    samples: phase.samples,
   };
   writeFileSync(`${reports}/${prefix}-report.json`, JSON.stringify(report, null, 2));
-  const rows: [string, string][] = [
-    ['workers / chaos', `${workerCount} / ${chaos} (${signals.length} signals)`],
-    ['writes / keys', `${report.writes} / ${keyTotal}`],
-    ['keys lost', `${lost.length} (${report.lossPercent.toFixed(3)} %)`],
-    ['tickets', `${total} (${report.ticketsPerWrite.toFixed(3)} per write)`],
-    ['write rate', `${report.writeRate.toFixed(0)} /s`],
-    ['settled after load', `${report.settleSeconds.toFixed(1)} s`],
-    ['freshness p50/p95/p99/max', `${report.freshnessMs.p50}/${report.freshnessMs.p95}/${report.freshnessMs.p99}/${report.freshnessMs.max} ms`],
-  ];
-  process.stdout.write(`\n${rows.map(([k, v]) => `  ${k.padEnd(28)} ${v}`).join('\n')}\n\nreport: ${reports}/${prefix}-report.json\n`);
-  await stopAll();
+  writeFileSync(`${reports}/${prefix}-report.html`, html(report));
+  process.stdout.write(`\n${table(report)}\n\nreport: ${reports}/${prefix}-report.json and .html\n`);
+  if (lost.length) process.stdout.write(`keys lost, e.g.: ${lost.slice(0, 10).join(', ')}\n`);
+  await events.quit();
   await redis.quit();
+  await stopAll();
   process.exit(report.lossPercent > maxLoss ? 1 : 0);
 } catch (err) {
-  process.stderr.write(`load test failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  log(`load test failed: ${err instanceof Error ? err.message : String(err)}`);
+  await events?.quit().catch(() => undefined);
+  await redis?.quit().catch(() => undefined);
   await stopAll();
-  await redis?.quit();
   process.exit(1);
 }

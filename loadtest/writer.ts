@@ -88,6 +88,9 @@ function writeOne(): void {
   void p.finally(() => inFlight.delete(p));
 }
 
+// Progress for the controller: cumulative writes, twice a second.
+const progress = setInterval(() => process.stdout.write(`${JSON.stringify({ writes })}\n`), 500);
+
 // Ticks of 10 ms, each catching up with the schedule, so the rate holds under jitter.
 await new Promise<void>((resolve) => {
   const timer = setInterval(() => {
@@ -100,6 +103,8 @@ await new Promise<void>((resolve) => {
   }, 10);
 });
 await Promise.all(inFlight);
+clearInterval(progress);
+process.stdout.write(`${JSON.stringify({ writes })}\n`);
 const result: WriterResult = { prefix, writes, startedAt, endedAt: Date.now(), keys };
 writeFileSync(a.out, JSON.stringify(result));
 await redis.quit();

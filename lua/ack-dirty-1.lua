@@ -10,9 +10,9 @@
   Output:
     number of entries acknowledged
 
-  Entries up to the group's last-delivered id that are not pending are done; the oldest
-  pending entry (of any consumer, e.g. one that crashed) bounds the trim so it can still
-  be claimed.
+  Entries up to the group's last-delivered id that are not pending are done, so the
+  stream's length is its backlog; the oldest pending entry (of any consumer, e.g. one
+  that crashed) bounds the trim so it can still be claimed.
 ]]
 local acked = redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))
 
@@ -27,7 +27,11 @@ else
       if group[i] == 'name' then name = group[i + 1] end
       if group[i] == 'last-delivered-id' then last = group[i + 1] end
     end
-    if name == ARGV[1] then minid = last end
+    if name == ARGV[1] then
+      -- MINID keeps its own id: trim up to the id just after the last delivered one.
+      local ms, seq = string.match(last, '^(%d+)-(%d+)$')
+      minid = ms .. '-' .. (tonumber(seq) + 1)
+    end
   end
 end
 if minid then

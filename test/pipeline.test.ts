@@ -55,6 +55,12 @@ for (const mode of ['standalone', 'cluster'] as const) {
       }
       await Promise.all(writes);
       const { latest } = await waitForFinal(redis, prefix, expected);
+      // Acknowledged entries are trimmed: the dirty streams drain to empty.
+      const keys = new Keys(prefix);
+      await waitFor(async () => (await Promise.all(Array.from({ length: 271 }, (_, p) => redis.xlen(keys.dirty(p))))).every((n) => n === 0), {
+        timeoutMs: 10000,
+        what: 'empty dirty streams',
+      });
       // 2,000 random keys touch about 1,800 slots: the data path is not tied to a few.
       expect(slots.size).to.be.greaterThan(1500);
       const partitions = new Set([...latest.values()].map((t) => t.partition));

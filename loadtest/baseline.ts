@@ -1,0 +1,70 @@
+/**
+ * The raw path the cluster is measured against: one process, one keyspace subscriber on
+ * every master, one BullMQ job per event, a ticket per job. No leases, no dirty streams,
+ * no coalescing, no handover: what a minimal generator costs, so the load test can state
+ * the price of coordination as a ratio. Stops on SIGTERM.
+ *
+ * node loadtest/baseline.js --url URL --prefix P --watch GLOB
+ */
+import { Queue, Worker, type ConnectionOptions } from 'bullmq';
+import { nanoid } from 'nanoid';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../lib/config.js';
+import { Keys, TICKET_QUEUE } from '../lib/keys.js';
+import { KeyspaceSubscriber } from '../lib/keyspace-subscriber.js';
+import { createLogger } from '../lib/logger.js';
+import { connect, detectTarget } from '../lib/redis.js';
+import { Scripts } from '../lib/scripts.js';
+import { StreamSink } from '../lib/sink.js';
+import { keySlot, partitionOfSlot } from '../lib/slots.js';
+import { formatValue } from '../lib/values.js';
+
+const { values: a } = parseArgs({ options: { url: { type: 'string' }, prefix: { type: 'string' }, watch: { type: 'string' } }, strict: true });
+if (!a.url || !a.prefix || !a.watch) throw new Error('--url, --prefix and --watch are required');
+
+const logger = createLogger('warn', 'baseline');
+const keys = new Keys(a.prefix);
+const target = await detectTarget(loadConfig({ TG_REDIS_URL: a.url }, []).redis);
+const client = connect(target);
+const bull = connect(target, { maxRetriesPerRequest: null, autoPipelining: false });
+const connection = bull as unknown as ConnectionOptions;
+const scripts = new Scripts(client, keys);
+const sink = new StreamSink(client, keys);
+const queue = new Queue(TICKET_QUEUE, { connection, prefix: keys.queuePrefix() });
+let seq = 0;
+
+const worker = new Worker<{ k: string; e: string; t: number }>(
+  TICKET_QUEUE,
+  async (job) => {
+    const key = Buffer.from(job.data.k, 'base64');
+    // Taken before the read, like the cluster's seq: a larger one read later in this one process.
+    const order = `${Date.now()}-${seq++}`;
+    const { type, value } = formatValue(await scripts.readValue(key));
+    const slot = keySlot(key);
+    await sink.write([{ id: nanoid(), key, event: job.data.e, type, value, seq: order, partition: partitionOfSlot(slot, 271), slot, worker: 'baseline', dirtyAt: job.data.t, createdAt: Date.now() }]);
+  },
+  { connection, prefix: keys.queuePrefix(), concurrency: 8 },
+);
+
+const subscriber = new KeyspaceSubscriber({
+  target,
+  client,
+  watch: a.watch,
+  configureNotifications: false,
+  logger,
+  onEvent: (key, event) => {
+    void queue.add('t', { k: key.toString('base64'), e: event.toString(), t: Date.now() }, { removeOnComplete: true, removeOnFail: false });
+  },
+});
+await subscriber.start();
+process.stdout.write('ready\n');
+
+process.once('SIGTERM', () => {
+  void (async () => {
+    await subscriber.stop();
+    await worker.close();
+    await queue.close();
+    await Promise.all([client.quit(), bull.quit()]);
+    process.exit(0);
+  })();
+});

@@ -1,0 +1,70 @@
+/**
+ * Follows the sink of one prefix while a load runs: reads each new ticket once (so the
+ * cost stays bounded however long the run), keeps the latest ticket per key, the
+ * freshness of every ticket, and reads the backlog of dirty streams and ticket jobs.
+ */
+import { Queue, type ConnectionOptions } from 'bullmq';
+import { keyId } from '../lib/coalescer.js';
+import { Keys, TICKET_QUEUE } from '../lib/keys.js';
+import { bufferCommand, type RedisClient } from '../lib/redis.js';
+import { isLater, parseTicket, type StoredTicket } from '../lib/ticket-reader.js';
+import { ticketMatches, writtenAtOf, type FinalState } from './expectations.js';
+
+export class SinkMonitor {
+  readonly latest = new Map<string, StoredTicket>();
+  /** write → ticket ms of every ticket whose value carries its write time. */
+  readonly freshness: number[] = [];
+  tickets = 0;
+  private lastId = '-';
+  private readonly queue: Queue;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: Keys,
+    private readonly partitions: number,
+  ) {
+    this.queue = new Queue(TICKET_QUEUE, { connection: redis as unknown as ConnectionOptions, prefix: keys.queuePrefix() });
+  }
+
+  /** Reads the tickets made since the last call; returns the median freshness among them. */
+  async poll(): Promise<number | null> {
+    const fresh: number[] = [];
+    const xrange = bufferCommand(this.redis, 'xrange');
+    for (;;) {
+      const page = (await xrange(this.keys.tickets(), this.lastId === '-' ? '-' : `(${this.lastId}`, '+', 'COUNT', 5000)) as [Buffer, Buffer[]][];
+      for (const [id, flat] of page) {
+        const t = parseTicket(id, flat);
+        this.tickets++;
+        const k = keyId(t.key);
+        const seen = this.latest.get(k);
+        if (!seen || isLater(t, seen)) this.latest.set(k, t);
+        const w = writtenAtOf(t);
+        if (w !== undefined) fresh.push(t.createdAt - w);
+      }
+      if (page.length > 0) this.lastId = page[page.length - 1]![0].toString();
+      if (page.length < 5000) break;
+    }
+    this.freshness.push(...fresh);
+    if (fresh.length === 0) return null;
+    fresh.sort((x, y) => x - y);
+    return fresh[Math.floor(fresh.length / 2)]!;
+  }
+
+  /** Dirty entries not yet trimmed plus ticket jobs waiting or running. */
+  async backlog(): Promise<number> {
+    const lengths = await Promise.all(Array.from({ length: this.partitions }, (_, p) => this.redis.xlen(this.keys.dirty(p))));
+    const jobs = await this.queue.getJobCounts('wait', 'active', 'delayed', 'prioritized');
+    return lengths.reduce((a, b) => a + b, 0) + Object.values(jobs).reduce((a, b) => a + b, 0);
+  }
+
+  /** Keys whose latest ticket does not carry their final state. */
+  lost(final: Record<string, FinalState>): string[] {
+    return Object.entries(final)
+      .filter(([k, state]) => !ticketMatches(state, this.latest.get(Buffer.from(k).toString('latin1'))))
+      .map(([k]) => k);
+  }
+
+  close(): Promise<void> {
+    return this.queue.close();
+  }
+}
