@@ -48,8 +48,9 @@ export class DirtyReader {
   private readonly toClaim = new Set<number>();
   private readonly running = new Map<number, Promise<void>>();
   private readonly again = new Set<number>();
-  /** Keys handed to ticket jobs (a counter for logs and metrics). */
+  /** Keys handed to ticket jobs, and the dirty entries they came from (counters for logs and metrics). */
   enqueued = 0;
+  entriesRead = 0;
 
   constructor(private readonly opts: DirtyReaderOptions) {}
 
@@ -109,6 +110,7 @@ export class DirtyReader {
         if (items.length > 0) await this.opts.queue.enqueue(partition, items);
         await this.opts.scripts.ackDirty(partition, DIRTY_GROUP, entries.map(([id]) => id.toString()));
         this.enqueued += items.length;
+        this.entriesRead += entries.length;
         failures = 0;
       } catch (err) {
         failures++;

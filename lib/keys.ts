@@ -47,6 +47,11 @@ export class Keys {
     return `${this.prefix}:members`;
   }
 
+  /** Hash worker id -> JSON {host, pid, startedAt, httpPort}: what operators see of a member. */
+  memberInfo(): string {
+    return `${this.prefix}:member-info`;
+  }
+
   /** Membership and migration events, for any client to follow. */
   eventsChannel(): string {
     return `${this.prefix}:events`;

@@ -45,7 +45,7 @@ export async function readLeases(client: RedisClient, keys: Keys, partitions: nu
   );
 }
 
-/** Emits 'lost' (partition, reason). */
+/** Emits 'lost' (partition, reason) and 'renewed' (ms the round took). */
 export class LeaseKeeper extends EventEmitter {
   readonly held = new Map<number, HeldLease>();
   private timer: NodeJS.Timeout | undefined;
@@ -101,6 +101,7 @@ export class LeaseKeeper extends EventEmitter {
       }),
     );
     this.lastRenewMs = performance.now() - sentAt;
+    if (this.held.size > 0) this.emit('renewed', this.lastRenewMs);
     const now = performance.now();
     for (const [partition, lease] of this.held) if (now >= lease.deadline) this.drop(partition, 'expired');
   }

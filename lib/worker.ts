@@ -4,6 +4,7 @@
  * lives in workers/start.ts.
  */
 import { nanoid } from 'nanoid';
+import { hostname } from 'node:os';
 import type { ConnectionOptions } from 'bullmq';
 import { assign } from './assignment.js';
 import type { Config } from './config.js';
@@ -14,6 +15,7 @@ import { RedisUnavailableError } from './errors.js';
 import { Keys } from './keys.js';
 import { publishEvent } from './events.js';
 import { GapRepairer } from './gap-repair.js';
+import { startHttpServer, type HttpServer } from './http-server.js';
 import { ShadowBuffer } from './shadow-buffer.js';
 import { KeyspaceSubscriber } from './keyspace-subscriber.js';
 import { LeaseKeeper, readLeases, type LeaseState } from './lease-keeper.js';
@@ -41,6 +43,26 @@ export interface WorkerStats {
   eventsReceived: number;
   gapsReplayed: number;
   keysReplayed: number;
+  /** Partitions taken over from a live owner (graceful handover). */
+  handovers: number;
+  /** Partitions acquired after another owner's lease expired. */
+  takeovers: number;
+  /** Connections to Redis lost and opened again. */
+  redisReconnects: number;
+}
+
+/** Every counter of a worker, for metrics. */
+export interface WorkerSnapshot extends WorkerStats {
+  dirtyKeysAppended: number;
+  dirtyEntriesRead: number;
+  keysEnqueued: number;
+  ticketsMade: number;
+  pendingInMemory: number;
+  partitionsOwned: number;
+  members: number;
+  gapRepairs: number;
+  gapKeysMarked: number;
+  gapRepairMs: number;
 }
 
 export interface WorkerOptions {
@@ -67,6 +89,7 @@ export class GeneratorWorker {
   readonly logger: Logger;
   readonly keys: Keys;
   private client!: RedisClient;
+  private target!: RedisTarget;
   private bullClient!: RedisClient;
   private control!: RedisClient;
   private scripts!: Scripts;
@@ -77,6 +100,7 @@ export class GeneratorWorker {
   private queue!: TicketQueue;
   private tickets!: TicketWorker;
   private repairer!: GapRepairer;
+  private http: HttpServer | undefined;
   private shadow!: ShadowBuffer;
   /** Redis time minus local time, ms, measured at start. */
   private clockOffsetMs = 0;
@@ -92,7 +116,10 @@ export class GeneratorWorker {
   private joined = false;
   /** Live members as last seen. */
   members: string[] = [];
-  readonly stats: WorkerStats = { eventsReceived: 0, gapsReplayed: 0, keysReplayed: 0 };
+  readonly stats: WorkerStats = { eventsReceived: 0, gapsReplayed: 0, keysReplayed: 0, handovers: 0, takeovers: 0, redisReconnects: 0 };
+  /** Whether the last look at the leases found this worker holding exactly its share. */
+  private settled = false;
+  private started = false;
 
   constructor(
     readonly config: Config,
@@ -104,6 +131,43 @@ export class GeneratorWorker {
     this.forwarding = new Uint8Array(config.partitions);
   }
 
+  /** Subscribed everywhere, holding its share, not leaving: ready for traffic. */
+  ready(): boolean {
+    return this.started && !this.leaving && this.settled && this.subscriber.status().every((n) => n.confirmed);
+  }
+
+  snapshot(): WorkerSnapshot {
+    return {
+      ...this.stats,
+      dirtyKeysAppended: this.writer.appended,
+      dirtyEntriesRead: this.reader.entriesRead,
+      keysEnqueued: this.reader.enqueued,
+      ticketsMade: this.tickets.made,
+      pendingInMemory: this.writer.backlog,
+      partitionsOwned: this.leases.held.size,
+      members: this.members.length,
+      gapRepairs: this.repairer.stats.repairs + this.stats.gapsReplayed,
+      gapKeysMarked: this.repairer.stats.keysMarked + this.stats.keysReplayed,
+      gapRepairMs: this.repairer.stats.ms,
+    };
+  }
+
+  /** Entries waiting in the dirty streams this worker owns (one XLEN each: bounded). */
+  async ownedBacklog(): Promise<number> {
+    const lengths = await Promise.all(this.ownedPartitions().map((p) => this.client.xlen(this.keys.dirty(p))));
+    return lengths.reduce((a, b) => a + b, 0);
+  }
+
+  /** Latency of lease renewal rounds, ms, as they happen. */
+  onRenewal(listener: (ms: number) => void): void {
+    this.leases.on('renewed', listener);
+  }
+
+  /** The command connection and what it is connected to, for read-only lookups. */
+  get redis(): { client: RedisClient; target: RedisTarget } {
+    return { client: this.client, target: this.target };
+  }
+
   /** Partitions whose events this worker forwards now. */
   ownedPartitions(): number[] {
     return [...this.leases.held.keys()].sort((a, b) => a - b);
@@ -111,11 +175,12 @@ export class GeneratorWorker {
 
   async start(): Promise<void> {
     const { config, logger, keys } = this;
-    const target = await waitForRedis(config, logger);
+    const target = (this.target = await waitForRedis(config, logger));
     logger.info('starting', { redis: config.redis.display, cluster: target.cluster, partitions: config.partitions, watch: config.watch });
     this.client = connect(target, { connectionName: `tg-${this.id}` });
     this.bullClient = connect(target, { maxRetriesPerRequest: null, connectionName: `tg-${this.id}-bull`, autoPipelining: false });
     this.client.on('error', (err: Error) => logger.debug('redis error', { err: err.message }));
+    this.client.on('reconnecting', () => this.stats.redisReconnects++);
     this.bullClient.on('error', (err: Error) => logger.debug('redis error (queue)', { err: err.message }));
 
     const scripts = (this.scripts = new Scripts(this.client, keys));
@@ -168,6 +233,7 @@ export class GeneratorWorker {
     await this.control.subscribe(keys.controlChannel(this.id), keys.gapsChannel());
 
     this.subscriber.on('dropped', (node: string) => {
+      this.stats.redisReconnects++;
       // The partitions held now are the ones this worker must repair, even if it loses them meanwhile.
       const held = this.partitionsOn(node);
       this.heldWhenDropped.set(node, new Set([...(this.heldWhenDropped.get(node) ?? []), ...held]));
@@ -176,6 +242,8 @@ export class GeneratorWorker {
       if (gapSince !== null) this.onSubscriptionGap(node, gapSince);
     });
     await this.subscriber.start();
+    if (config.httpPort !== null) this.http = await startHttpServer(this, config.httpPort, logger);
+    await this.client.hset(keys.memberInfo(), this.id, JSON.stringify({ host: hostname(), pid: process.pid, startedAt: Date.now(), httpPort: this.http?.port ?? null }));
     this.leases.start();
     this.tickets.start();
     await this.balance();
@@ -186,6 +254,7 @@ export class GeneratorWorker {
         this.shadow.prune(Date.now());
       }, SWEEP_INTERVAL_MS),
     );
+    this.started = true;
     logger.info('started', { owned: this.leases.held.size });
   }
 
@@ -273,7 +342,10 @@ export class GeneratorWorker {
     } else {
       const beat = await scripts.heartbeat(id, config.leaseTtlMs);
       live = beat.live;
-      for (const worker of beat.dropped) void publishEvent(this.client, keys, { type: 'left', worker, reason: 'silent' }).catch(() => undefined);
+      for (const worker of beat.dropped) {
+        void publishEvent(this.client, keys, { type: 'left', worker, reason: 'silent' }).catch(() => undefined);
+        void this.client.hdel(keys.memberInfo(), worker).catch(() => undefined);
+      }
       if (!this.joined) {
         this.joined = true;
         void publishEvent(this.client, keys, { type: 'joined', worker: id }).catch(() => undefined);
@@ -283,6 +355,7 @@ export class GeneratorWorker {
     if (live.length === 0) return;
     const leases = await readLeases(this.client, keys, config.partitions);
     const target = assign({ partitions: config.partitions, members: live, owners: leases.map((l) => l.owner) });
+    this.settled = target.every((to, p) => (to === id) === this.leases.held.has(p));
     await Promise.all(target.map((to, p) => this.move(p, leases[p]!, to)));
   }
 
@@ -300,12 +373,14 @@ export class GeneratorWorker {
       const got = await leases.acquire(partition);
       if (!got) return;
       this.startForwarding(partition, got.previousOwner, got.token, 'acquired');
+      if (got.previousOwner !== null && got.previousOwner !== id) this.stats.takeovers++;
       if (got.previouslyCovered >= 0 && got.previouslyCovered < got.now) this.repairGap(partition, got.previouslyCovered, got.now);
       else this.shadow.drop(partition);
     } else if (lease.offer === id) {
       const got = await leases.takeOver(partition, lease.owner);
       if (!got) return;
       this.startForwarding(partition, lease.owner, got.token, 'taken-over');
+      this.stats.handovers++;
       this.shadow.drop(partition);
       await this.client.publish(this.keys.controlChannel(lease.owner), encodeDisconnect({ partition, token: got.token, owner: id }));
     }
@@ -348,6 +423,7 @@ export class GeneratorWorker {
     this.leaving = true;
     const deadline = Date.now() + this.config.shutdownTimeoutMs / 2;
     await this.client.zrem(this.keys.members(), this.id);
+    await this.client.hdel(this.keys.memberInfo(), this.id);
     void publishEvent(this.client, this.keys, { type: 'left', worker: this.id, reason: 'graceful' }).catch(() => undefined);
     this.logger.info('leaving: handing partitions over', { owned: this.leases.held.size });
     while (this.leases.held.size > 0 && Date.now() < deadline) {
@@ -381,6 +457,7 @@ export class GeneratorWorker {
     this.forwarding.fill(0);
     await this.queue.close();
     await Promise.all([this.control, this.client, this.bullClient].map((c) => c.quit().catch(() => undefined)));
+    await this.http?.close();
     this.logger.info('stopped', { eventsReceived: this.stats.eventsReceived, appended: this.writer.appended, enqueued: this.reader.enqueued, tickets: this.tickets.made });
   }
 }

@@ -1,0 +1,136 @@
+#!/usr/bin/env node
+/**
+ * `tg` (npx tg …): the operators' view of a running cluster.
+ *
+ *   tg info [--json]            members, partitions per member, leases, backlog, queue, tickets/s
+ *   tg list [worker] [--json]   partitions and slot ranges each worker owns
+ *   tg lookup <key> [--json]    slot, partition, owning worker and Redis node of a key
+ *   tg events [--json]          follow membership and migration events (Ctrl-C ends)
+ *
+ * Redis and the prefix come from the workers' settings (TG_REDIS_URL, TG_PREFIX,
+ * TG_PARTITIONS, or the same --flags).
+ */
+import { clusterInfo, lookupKey, slotRanges } from '../lib/cluster-info.js';
+import { loadConfig } from '../lib/config.js';
+import { ConfigError, RedisUnavailableError } from '../lib/errors.js';
+import type { ClusterEvent } from '../lib/events.js';
+import { Keys } from '../lib/keys.js';
+import { connect, detectTarget, type RedisClient } from '../lib/redis.js';
+
+const USAGE = `usage: tg <command> [--json] [--redis-url URL] [--prefix P] [--partitions N]
+  info              members, partitions per member, leases, backlog, queue depth, tickets/s
+  list [worker]     partitions and slot ranges owned (by one worker, or each)
+  lookup <key>      slot, partition, owning worker and Redis node of a key
+  events            follow membership and migration events until Ctrl-C`;
+
+// A reader that stops early (| head) is no error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : 1));
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`tg: ${message}\n`);
+  process.exit(code);
+}
+
+const args = process.argv.slice(2);
+const json = args.includes('--json');
+const rest = args.filter((a) => a !== '--json');
+const positionals: string[] = [];
+const flags: string[] = [];
+for (let i = 0; i < rest.length; i++) {
+  if (rest[i]!.startsWith('--')) {
+    flags.push(rest[i]!);
+    if (!rest[i]!.includes('=') && rest[i + 1] !== undefined && !rest[i + 1]!.startsWith('--')) flags.push(rest[++i]!);
+  } else positionals.push(rest[i]!);
+}
+const [command, arg] = positionals;
+if (!command || command === 'help' || args.includes('--help')) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(command ? 0 : 2);
+}
+if (!['info', 'list', 'lookup', 'events'].includes(command)) fail(`unknown command '${command}'\n${USAGE}`, 2);
+if (command === 'lookup' && (arg === undefined || arg === '')) fail('lookup needs a key: tg lookup <key>', 2);
+
+let config;
+try {
+  config = loadConfig({ ...process.env, TG_CONNECT_TIMEOUT_MS: '0' }, flags);
+} catch (err) {
+  if (err instanceof ConfigError) fail(err.message, 2);
+  throw err;
+}
+const keys = new Keys(config.prefix);
+
+let target;
+try {
+  target = await detectTarget(config.redis);
+} catch (err) {
+  if (err instanceof RedisUnavailableError) fail(err.message, 1);
+  throw err;
+}
+const client: RedisClient = connect(target);
+client.on('error', () => undefined);
+
+const ms = (v: number | null) => (v === null ? '-' : v < 10000 ? `${v} ms` : `${(v / 1000).toFixed(0)} s`);
+const pad = (rows: string[][]) => {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+};
+
+try {
+  if (command === 'lookup') {
+    const loc = await lookupKey(client, target, keys, config.partitions, arg!);
+    if (json) process.stdout.write(`${JSON.stringify(loc)}\n`);
+    else process.stdout.write(`${pad([['key', loc.key], ['slot', String(loc.slot)], ['partition', String(loc.partition)], ['owner', loc.owner ?? '(none)'], ['token', String(loc.token ?? '-')], ['redis node', loc.node]])}\n`);
+  } else if (command === 'info') {
+    const info = await clusterInfo(client, keys, config.partitions);
+    if (json) process.stdout.write(`${JSON.stringify(info)}\n`);
+    else {
+      const members = [['worker', 'partitions', 'age', 'heartbeat', 'host', 'pid'], ...info.members.map((m) => [m.id, String(m.partitions), ms(m.ageMs), ms(m.heartbeatAgeMs), m.host ?? '-', String(m.pid ?? '-')])];
+      const tokens = info.leases.filter((l) => l.owner).map((l) => l.token);
+      const ages = info.leases.filter((l) => l.ageMs !== null).map((l) => l.ageMs!);
+      process.stdout.write(
+        `prefix ${info.prefix}: ${info.members.length} members, ${info.partitions} partitions, ${info.unowned.length} unowned${info.unowned.length ? ` (${info.unowned.slice(0, 20).join(', ')}${info.unowned.length > 20 ? ', …' : ''})` : ''}\n\n` +
+          `${pad(members)}\n\n` +
+          `lease tokens ${tokens.length ? `${Math.min(...tokens)}..${Math.max(...tokens)}` : '-'}, lease ages ${ages.length ? `${ms(Math.min(...ages))}..${ms(Math.max(...ages))}` : '-'}\n` +
+          `dirty backlog ${info.dirtyBacklog}, ticket jobs ${Object.entries(info.queue).map(([k, v]) => `${k} ${v}`).join(', ')}\n` +
+          `tickets ${info.ticketsTotal} in the sink, ${info.ticketsPerSecond.toFixed(1)}/s lately\n`,
+      );
+    }
+  } else if (command === 'list') {
+    const info = await clusterInfo(client, keys, config.partitions);
+    const owners = [...new Set(info.leases.map((l) => l.owner).filter((o): o is string => o !== null))].sort();
+    if (arg !== undefined && !owners.includes(arg) && !info.members.some((m) => m.id === arg)) fail(`no worker '${arg}' (members: ${info.members.map((m) => m.id).join(', ') || 'none'})`, 1);
+    const listed = (arg ? [arg] : owners).map((owner) => {
+      const owned = info.leases.filter((l) => l.owner === owner).map((l) => l.partition);
+      return { worker: owner, partitions: owned.length, ranges: slotRanges(owned, config.partitions) };
+    });
+    if (json) process.stdout.write(`${JSON.stringify(listed)}\n`);
+    else
+      for (const w of listed) {
+        process.stdout.write(`${w.worker}: ${w.partitions} partitions\n`);
+        for (const r of w.ranges) process.stdout.write(`  partitions ${r.partitions[0]}-${r.partitions[1]}  slots ${r.slots[0]}-${r.slots[1]}\n`);
+      }
+  } else {
+    const sub = client.duplicate();
+    sub.on('error', () => undefined);
+    sub.on('message', (_c: string, m: string) => {
+      if (json) process.stdout.write(`${m}\n`);
+      else {
+        const e = JSON.parse(m) as ClusterEvent;
+        const at = new Date(e.at).toISOString().slice(11, 23);
+        if (e.type === 'moved') process.stdout.write(`${at} moved   partition ${e.partition} ${e.from ?? '(free)'} -> ${e.to} token ${e.token} (${e.how})\n`);
+        else if (e.type === 'joined') process.stdout.write(`${at} joined  ${e.worker}\n`);
+        else process.stdout.write(`${at} left    ${e.worker} (${e.reason})\n`);
+      }
+    });
+    await sub.subscribe(keys.eventsChannel());
+    // On stderr, so that --json output stays clean; it also tells scripts the subscription is live.
+    process.stderr.write(`following ${keys.eventsChannel()} (Ctrl-C ends)\n`);
+    const end = () => void sub.quit().then(() => client.quit()).then(() => process.exit(0));
+    process.once('SIGINT', end);
+    process.once('SIGTERM', end);
+    await new Promise(() => undefined);
+  }
+  await client.quit();
+} catch (err) {
+  fail(err instanceof Error ? err.message : String(err), 1);
+}

@@ -1,0 +1,53 @@
+/**
+ * The worker's HTTP endpoints: /healthz (the process runs), /readyz (subscribed on every
+ * master and holding its share), /metrics (Prometheus text), /lookup/<key> (where a key
+ * lives, JSON; the key URL-encoded).
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { lookupKey } from './cluster-info.js';
+import type { Logger } from './logger.js';
+import { createMetrics } from './metrics.js';
+import type { GeneratorWorker } from './worker.js';
+
+export interface HttpServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startHttpServer(worker: GeneratorWorker, port: number, logger: Logger): Promise<HttpServer> {
+  const registry = createMetrics(worker);
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://worker');
+    const send = (status: number, body: string, type = 'text/plain; charset=utf-8') => {
+      res.writeHead(status, { 'content-type': type });
+      res.end(body);
+    };
+    void (async () => {
+      if (url.pathname === '/healthz') return send(200, 'ok\n');
+      if (url.pathname === '/readyz') return worker.ready() ? send(200, 'ready\n') : send(503, 'not ready\n');
+      if (url.pathname === '/metrics') return send(200, await registry.metrics(), registry.contentType);
+      if (url.pathname.startsWith('/lookup/')) {
+        const key = decodeURIComponent(url.pathname.slice('/lookup/'.length));
+        if (key === '') return send(400, 'usage: /lookup/<url-encoded key>\n');
+        const { client, target } = worker.redis;
+        const location = await lookupKey(client, target, worker.keys, worker.config.partitions, key);
+        return send(200, `${JSON.stringify(location)}\n`, 'application/json');
+      }
+      return send(404, 'not found: try /healthz, /readyz, /metrics or /lookup/<key>\n');
+    })().catch((err: unknown) => {
+      logger.warn('http request failed', { path: url.pathname, err: String(err) });
+      if (!res.headersSent) send(500, `error: ${String(err)}\n`);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, () => resolve());
+  });
+  const actual = (server.address() as AddressInfo).port;
+  logger.info('http listening', { port: actual });
+  return {
+    port: actual,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

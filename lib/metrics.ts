@@ -1,0 +1,56 @@
+/**
+ * Prometheus metrics of a worker (prom-client). Counters are read from the worker's
+ * plain counters when scraped, so the hot path pays nothing for them; the only reads of
+ * Redis are one XLEN per owned dirty stream.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { GeneratorWorker, WorkerSnapshot } from './worker.js';
+
+
+const COUNTERS: [string, string, (s: WorkerSnapshot) => number][] = [
+  ['tg_events_received_total', 'keyspace events received', (s) => s.eventsReceived],
+  ['tg_dirty_keys_appended_total', 'dirty keys appended to dirty streams', (s) => s.dirtyKeysAppended],
+  ['tg_dirty_entries_read_total', 'dirty-stream entries read by the owner', (s) => s.dirtyEntriesRead],
+  ['tg_tickets_made_total', 'tickets written to the sink', (s) => s.ticketsMade],
+  ['tg_tickets_coalesced_total', 'dirty entries folded into another of the same key before a job', (s) => s.dirtyEntriesRead - s.keysEnqueued],
+  ['tg_handovers_total', 'partitions taken over from a live owner', (s) => s.handovers],
+  ['tg_takeovers_total', "partitions acquired after another owner's lease expired", (s) => s.takeovers],
+  ['tg_gap_repairs_total', 'gap repairs (shadow replays and scans)', (s) => s.gapRepairs],
+  ['tg_gap_keys_marked_total', 'keys marked dirty by gap repairs', (s) => s.gapKeysMarked],
+  ['tg_redis_reconnects_total', 'Redis connections lost and reopened', (s) => s.redisReconnects],
+];
+
+export function createMetrics(worker: GeneratorWorker): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ worker: worker.id });
+  collectDefaultMetrics({ register: registry });
+  for (const [name, help, read] of COUNTERS) {
+    let reported = 0;
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const now = read(worker.snapshot());
+        if (now > reported) this.inc(now - reported);
+        reported = now;
+      },
+    });
+  }
+  new Gauge({ name: 'tg_partitions_owned', help: 'partitions this worker owns', registers: [registry], collect() {
+    this.set(worker.snapshot().partitionsOwned);
+  } });
+  new Gauge({ name: 'tg_members', help: 'live workers this worker sees', registers: [registry], collect() {
+    this.set(worker.snapshot().members);
+  } });
+  new Gauge({ name: 'tg_backlog', help: 'dirty keys waiting: in memory to be appended, and in owned dirty streams', registers: [registry], async collect() {
+    this.set(worker.snapshot().pendingInMemory + (await worker.ownedBacklog()));
+  } });
+  new Gauge({ name: 'tg_ready', help: '1 when subscribed everywhere and holding its share', registers: [registry], collect() {
+    this.set(worker.ready() ? 1 : 0);
+  } });
+  const renew = new Histogram({ name: 'tg_lease_renew_seconds', help: 'time of a lease renewal round', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers: [registry] });
+  worker.onRenewal((ms) => renew.observe(ms / 1000));
+  return registry;
+}
+
