@@ -44,10 +44,11 @@ function parseEntries(raw: readonly RawEntry[]): DirtyEntry[] {
 
 export class DirtyReader {
   private readonly owned = new Set<number>();
-  /** Partitions whose entries of earlier consumers are still to be claimed. */
+  /** Partitions whose pending entries (of earlier consumers, or of a failed round) are to be claimed. */
   private readonly toClaim = new Set<number>();
-  private readonly running = new Map<number, Promise<void>>();
-  private readonly again = new Set<number>();
+  /** Owned partitions with entries to read. */
+  private readonly dirty = new Set<number>();
+  private running: Promise<void> | undefined;
   /** Keys handed to ticket jobs, and the dirty entries they came from (counters for logs and metrics). */
   enqueued = 0;
   entriesRead = 0;
@@ -66,24 +67,18 @@ export class DirtyReader {
     this.poke(partition);
   }
 
-  /** Stops reading a partition (a pump in flight finishes its batch). */
+  /** Stops reading a partition (a round in flight finishes its batch). */
   disown(partition: number): void {
     this.owned.delete(partition);
     this.toClaim.delete(partition);
+    this.dirty.delete(partition);
   }
 
   /** Something was appended to the partition's stream. */
   poke(partition: number): void {
     if (!this.owned.has(partition)) return;
-    if (this.running.has(partition)) {
-      this.again.add(partition);
-      return;
-    }
-    const run = this.pump(partition).finally(() => {
-      this.running.delete(partition);
-      if (this.again.delete(partition)) this.poke(partition);
-    });
-    this.running.set(partition, run);
+    this.dirty.add(partition);
+    this.running ??= this.loop().finally(() => (this.running = undefined));
   }
 
   /** Reads every owned stream (catches other workers' late appends). */
@@ -91,33 +86,76 @@ export class DirtyReader {
     for (const p of this.owned) this.poke(p);
   }
 
-  /** Resolves when no pump is running. */
+  /** Resolves when no round is running. */
   async idle(): Promise<void> {
-    while (this.running.size > 0) await Promise.all(this.running.values());
+    while (this.running) await this.running;
   }
 
-  private async pump(partition: number): Promise<void> {
+  private async loop(): Promise<void> {
     let failures = 0;
-    while (this.owned.has(partition)) {
+    while (this.dirty.size > 0) {
       try {
-        const entries = this.toClaim.has(partition) ? await this.claim(partition) : await this.read(partition);
-        if (entries === null) {
-          this.toClaim.delete(partition);
-          continue;
-        }
-        if (entries.length === 0) return;
-        const items = coalesceEntries(parseEntries(entries));
-        if (items.length > 0) await this.opts.queue.enqueue(partition, items);
-        await this.opts.scripts.ackDirty(partition, DIRTY_GROUP, entries.map(([id]) => id.toString()));
-        this.enqueued += items.length;
-        this.entriesRead += entries.length;
+        await this.round();
         failures = 0;
       } catch (err) {
         failures++;
-        this.opts.logger.warn('dirty stream read failed; retrying', { partition, err: String(err) });
+        this.opts.logger.warn('dirty stream read failed; retrying', { err: String(err) });
         await new Promise((r) => setTimeout(r, backoff(failures)));
       }
     }
+  }
+
+  /**
+   * One round over every partition with news: read (or claim) a batch of each, fold them
+   * per key, enqueue them as jobs of up to batchSize keys whatever their partition (so the
+   * number of jobs follows the load, not the number of partitions), then acknowledge.
+   */
+  private async round(): Promise<void> {
+    const { batchSize, queue, scripts } = this.opts;
+    const partitions = [...this.dirty].filter((p) => this.owned.has(p));
+    this.dirty.clear();
+    const reads = await Promise.allSettled(partitions.map((p) => this.take(p)));
+    const got: { partition: number; entries: RawEntry[] }[] = [];
+    let readError: unknown;
+    reads.forEach((r, i) => {
+      const partition = partitions[i]!;
+      if (r.status === 'rejected') {
+        readError = r.reason;
+        this.dirty.add(partition);
+      } else if (r.value.length > 0) {
+        got.push({ partition, entries: r.value });
+        // A full batch may have more behind it; a claim goes on until nothing is pending.
+        if (r.value.length >= batchSize || this.toClaim.has(partition)) this.dirty.add(partition);
+      }
+    });
+    if (got.length > 0) {
+      try {
+        const items = got.flatMap((g) => coalesceEntries(parseEntries(g.entries)));
+        await queue.enqueue(items, batchSize);
+        await Promise.all(got.map((g) => scripts.ackDirty(g.partition, DIRTY_GROUP, g.entries.map(([id]) => id.toString()))));
+        this.enqueued += items.length;
+        this.entriesRead += got.reduce((n, g) => n + g.entries.length, 0);
+      } catch (err) {
+        // The entries stay pending for this consumer: claim them again rather than read past them.
+        for (const g of got) {
+          if (!this.owned.has(g.partition)) continue;
+          this.toClaim.add(g.partition);
+          this.dirty.add(g.partition);
+        }
+        throw err;
+      }
+    }
+    if (readError !== undefined) throw readError;
+  }
+
+  /** Claimed entries while any are pending, else new ones; [] when there are none. */
+  private async take(partition: number): Promise<RawEntry[]> {
+    if (this.toClaim.has(partition)) {
+      const claimed = await this.claim(partition);
+      if (claimed.length > 0) return claimed;
+      this.toClaim.delete(partition);
+    }
+    return this.read(partition);
   }
 
   /** New entries, [] when there are none. */
@@ -127,10 +165,10 @@ export class DirtyReader {
     return reply?.[0]?.[1] ?? [];
   }
 
-  /** Entries pending for any consumer (a previous owner), null once none is left. */
-  private async claim(partition: number): Promise<RawEntry[] | null> {
+  /** Entries pending for any consumer (a previous owner, or this one after a failed round). */
+  private async claim(partition: number): Promise<RawEntry[]> {
     const { client, keys, consumer, batchSize } = this.opts;
     const [, claimed] = (await bufferCommand(client, 'xautoclaim')(keys.dirty(partition), DIRTY_GROUP, consumer, 0, '0-0', 'COUNT', batchSize)) as [Buffer, RawEntry[], Buffer[]];
-    return claimed.length > 0 ? claimed : null;
+    return claimed;
   }
 }

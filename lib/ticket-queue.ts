@@ -1,6 +1,6 @@
 /**
- * The BullMQ queue that makes tickets. One job carries a coalesced batch of dirty keys of
- * one partition, so the per-job cost of BullMQ is shared by many keys. Keys travel as
+ * The BullMQ queue that makes tickets. One job carries a coalesced batch of dirty keys
+ * (of any partitions the worker owns), so the per-job cost of BullMQ is shared by many keys. Keys travel as
  * base64 so any byte content survives BullMQ's JSON encoding.
  */
 import { Queue, type ConnectionOptions } from 'bullmq';
@@ -11,7 +11,6 @@ import { TICKET_QUEUE, type Keys } from './keys.js';
 export type TicketItem = [string, string, string, number];
 
 export interface TicketJobData {
-  partition: number;
   items: TicketItem[];
 }
 
@@ -38,17 +37,22 @@ export class TicketQueue {
     this.queue = new Queue<TicketJobData>(TICKET_QUEUE, { connection, prefix: keys.queuePrefix() });
   }
 
-  async enqueue(partition: number, items: readonly CoalescedKey[]): Promise<void> {
-    await this.queue.add(
-      'tickets',
-      { partition, items: encodeItems(items) },
-      {
-        attempts: TICKET_JOB_ATTEMPTS,
-        backoff: { type: 'fixed', delay: TICKET_JOB_BACKOFF_MS },
-        removeOnComplete: true,
-        removeOnFail: false,
-      },
-    );
+  /** Enqueues the items as jobs of at most `perJob` keys, in one round trip. */
+  async enqueue(items: readonly CoalescedKey[], perJob: number): Promise<void> {
+    const jobs = [];
+    for (let i = 0; i < items.length; i += perJob) {
+      jobs.push({
+        name: 'tickets',
+        data: { items: encodeItems(items.slice(i, i + perJob)) },
+        opts: {
+          attempts: TICKET_JOB_ATTEMPTS,
+          backoff: { type: 'fixed' as const, delay: TICKET_JOB_BACKOFF_MS },
+          removeOnComplete: true,
+          removeOnFail: false,
+        },
+      });
+    }
+    await this.queue.addBulk(jobs);
   }
 
   close(): Promise<void> {

@@ -44,7 +44,7 @@ export class TicketWorker {
       autorun: false,
     });
     this.worker.on('failed', (job, err) => {
-      opts.logger.warn('ticket job failed', { job: job?.id, partition: job?.data.partition, attempt: job?.attemptsMade, err: err.message });
+      opts.logger.warn('ticket job failed', { job: job?.id, keys: job?.data.items.length, attempt: job?.attemptsMade, err: err.message });
     });
     this.worker.on('error', (err) => opts.logger.warn('ticket worker error', { err: err.message }));
   }

@@ -188,10 +188,19 @@ function startWriter(url: string, prefix: string, outFile: string, onProgress: (
   );
 }
 
-/** Partitions all owned: changes made before any worker listens are nobody's. */
-async function waitForOwners(redis: RedisClient, keys: Keys): Promise<void> {
+/**
+ * Partitions all owned (changes made before any worker listens are nobody's), and, when
+ * the test started the workers, balanced among them, so the start-up moves are no handovers.
+ */
+async function waitForOwners(redis: RedisClient, keys: Keys, workersExpected: number | undefined): Promise<void> {
   const deadline = Date.now() + 60000;
-  while (!(await readLeases(redis, keys, partitions)).every((l) => l.owner !== null)) {
+  const lo = workersExpected ? Math.floor(partitions / workersExpected) : 0;
+  for (;;) {
+    const owners = (await readLeases(redis, keys, partitions)).map((l) => l.owner);
+    const counts = new Map<string, number>();
+    for (const o of owners) if (o !== null) counts.set(o, (counts.get(o) ?? 0) + 1);
+    const balanced = workersExpected === undefined || (counts.size === workersExpected && [...counts.values()].every((n) => n === lo || n === lo + 1));
+    if (owners.every((o) => o !== null) && balanced) return;
     if (Date.now() > deadline) throw new Error(`the workers did not take all ${partitions} partitions within 60 s`);
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -330,7 +339,7 @@ try {
   await events.subscribe(keys.eventsChannel());
 
   if (!a.external) for (let i = 0; i < workerCount; i++) startWorker(url, prefix);
-  await waitForOwners(redis, keys);
+  await waitForOwners(redis, keys, a.external ? undefined : workerCount);
   handovers = 0;
   log('every partition has an owner; starting the load');
 
