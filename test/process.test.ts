@@ -88,6 +88,8 @@ describe('worker process', function () {
         // Jobs it enqueued but did not run stay queued for the next worker.
         w = spawnWorker({ TG_REDIS_URL: url, TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*` });
         await waitForFinal(redis, prefix, expected);
+        // Signal handlers exist once the modules have loaded: signal a started worker.
+        await w.waitForLog('started');
         w.proc.kill('SIGTERM');
         expect(await exitOf(w, 30000)).to.equal(0);
       } finally {
