@@ -18,8 +18,8 @@ export function encodeDisconnect(d: Disconnect): string {
   return JSON.stringify({ type: 'disconnect', ...d });
 }
 
-/** The message, or null when it is not a well-formed disconnect for a partition that exists. */
-export function parseDisconnect(raw: string, partitions: number): Disconnect | null {
+/** The fields of a JSON message of the given type about an existing partition, or null. */
+function fieldsOf(raw: string, type: string, partitions: number): Record<string, unknown> | null {
   let m: unknown;
   try {
     m = JSON.parse(raw);
@@ -27,9 +27,17 @@ export function parseDisconnect(raw: string, partitions: number): Disconnect | n
     return null;
   }
   if (typeof m !== 'object' || m === null) return null;
-  const { type, partition, token, owner } = m as Record<string, unknown>;
-  if (type !== 'disconnect') return null;
-  if (!Number.isInteger(partition) || (partition as number) < 0 || (partition as number) >= partitions) return null;
+  const fields = m as Record<string, unknown>;
+  const p = fields.partition;
+  if (fields.type !== type || !Number.isInteger(p) || (p as number) < 0 || (p as number) >= partitions) return null;
+  return fields;
+}
+
+/** The message, or null when it is not a well-formed disconnect for a partition that exists. */
+export function parseDisconnect(raw: string, partitions: number): Disconnect | null {
+  const m = fieldsOf(raw, 'disconnect', partitions);
+  if (!m) return null;
+  const { partition, token, owner } = m;
   if (!Number.isInteger(token) || (token as number) < 1) return null;
   if (typeof owner !== 'string' || owner.length === 0 || owner.length > 200) return null;
   return { partition: partition as number, token: token as number, owner };
@@ -53,16 +61,9 @@ export function encodeGap(g: GapNotice): string {
 }
 
 export function parseGap(raw: string, partitions: number): GapNotice | null {
-  let m: unknown;
-  try {
-    m = JSON.parse(raw);
-  } catch {
-    return null;
-  }
-  if (typeof m !== 'object' || m === null) return null;
-  const { type, partition, from, to, by } = m as Record<string, unknown>;
-  if (type !== 'gap') return null;
-  if (!Number.isInteger(partition) || (partition as number) < 0 || (partition as number) >= partitions) return null;
+  const m = fieldsOf(raw, 'gap', partitions);
+  if (!m) return null;
+  const { partition, from, to, by } = m;
   if (!Number.isInteger(from) || !Number.isInteger(to) || (from as number) < 0 || (to as number) < (from as number)) return null;
   if (typeof by !== 'string' || by.length === 0) return null;
   return { partition: partition as number, from: from as number, to: to as number, by };

@@ -6,6 +6,7 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { RedisEndpoint, RedisSettings } from './config.js';
 import { RedisUnavailableError } from './errors.js';
+import { SLOT_COUNT } from './slots.js';
 
 export type RedisClient = Redis | Cluster;
 
@@ -108,6 +109,13 @@ export async function masters(client: RedisClient, target: RedisTarget): Promise
     node.ranges.push([first, last]);
   }
   return [...byNode.values()].sort((a, b) => a.host.localeCompare(b.host) || a.port - b.port);
+}
+
+/** The master (`host:port`) serving each slot. */
+export function slotNodes(nodes: readonly MasterNode[]): string[] {
+  const bySlot = new Array<string>(SLOT_COUNT);
+  for (const node of nodes) for (const [first, last] of node.ranges) bySlot.fill(endpointName(node), first, last + 1);
+  return bySlot;
 }
 
 export function endpointName(node: RedisEndpoint): string {

@@ -6,21 +6,13 @@
 import { compareStreamIds, keyId } from './coalescer.js';
 import type { Keys } from './keys.js';
 import { bufferCommand, type RedisClient } from './redis.js';
+import type { Ticket } from './sink.js';
 
-export interface StoredTicket {
+/** A ticket as read back: the value always as bytes. */
+export interface StoredTicket extends Omit<Ticket, 'value'> {
   /** Stream id of the ticket in the sink. */
   streamId: string;
-  key: Buffer;
-  event: string;
-  type: string;
   value?: Buffer;
-  seq: string;
-  partition: number;
-  slot: number;
-  worker: string;
-  dirtyAt: number;
-  createdAt: number;
-  id: string;
 }
 
 /** A ticket from its stream id and flat field list, as XRANGE returns them. */

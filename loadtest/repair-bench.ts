@@ -12,8 +12,7 @@ import { GapRepairer } from '../lib/gap-repair.js';
 import { Keys } from '../lib/keys.js';
 import { startLocalRedis, type LocalRedis } from '../lib/local-redis.js';
 import { silentLogger } from '../lib/logger.js';
-import { connect, detectTarget, endpointName, masters } from '../lib/redis.js';
-import { SLOT_COUNT } from '../lib/slots.js';
+import { connect, detectTarget, masters, slotNodes } from '../lib/redis.js';
 
 const { values: a } = parseArgs({ options: { keys: { type: 'string', default: '10000,100000' } }, strict: true });
 const sizes = a.keys!.split(',').map(Number);
@@ -23,8 +22,7 @@ const local: LocalRedis | undefined = process.env.TG_REDIS_URL ? undefined : awa
 const url = process.env.TG_REDIS_URL ?? local!.url;
 const target = await detectTarget(loadConfig({ TG_REDIS_URL: url }, []).redis);
 const redis = connect(target);
-const slotNode: string[] = new Array(SLOT_COUNT);
-for (const m of await masters(redis, target)) for (const [x, y] of m.ranges) slotNode.fill(endpointName(m), x, y + 1);
+const slotNode = slotNodes(await masters(redis, target));
 const GAP_MS = 3000;
 
 try {

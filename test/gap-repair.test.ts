@@ -6,15 +6,13 @@ import { Keys } from '../lib/keys.js';
 import { loadConfig } from '../lib/config.js';
 import { startLocalRedis, type LocalRedis } from '../lib/local-redis.js';
 import { silentLogger } from '../lib/logger.js';
-import { detectTarget, endpointName, masters, connect, type RedisTarget } from '../lib/redis.js';
-import { SLOT_COUNT } from '../lib/slots.js';
+import { detectTarget, masters, connect, slotNodes, type RedisTarget } from '../lib/redis.js';
 import { clusterUrl, randomPrefix, waitFor } from './helpers/redis.js';
 
 async function repairer(url: string, prefix: string, marked: string[]): Promise<{ r: GapRepairer; target: RedisTarget }> {
   const target = await detectTarget(loadConfig({ TG_REDIS_URL: url }, []).redis);
   const c = connect(target);
-  const slotNode: string[] = new Array(SLOT_COUNT);
-  for (const m of await masters(c, target)) for (const [a, b] of m.ranges) slotNode.fill(endpointName(m), a, b + 1);
+  const slotNode = slotNodes(await masters(c, target));
   await c.quit();
   const r = new GapRepairer({
     target,

@@ -4,11 +4,6 @@
  * after SIGKILL, and the SIGINT restart loop under load.
  */
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { keyId } from '../../lib/coalescer.js';
 import type { ClusterEvent } from '../../lib/events.js';
 import { Keys } from '../../lib/keys.js';
@@ -16,6 +11,7 @@ import { readLeases } from '../../lib/lease-keeper.js';
 import type { RedisClient } from '../../lib/redis.js';
 import { clusterUrl, randomPrefix, waitFor } from '../helpers/redis.js';
 import { exitOf, killIfRunning, spawnWorker, type WorkerProcess } from '../helpers/process.js';
+import { runLoadtest } from '../helpers/loadtest.js';
 import { client, waitForFinal, type Expected } from '../helpers/worker.js';
 
 const P = 271;
@@ -184,26 +180,12 @@ describe('cluster of workers (real processes and signals)', function () {
     procs.forEach((w) => w.proc.kill('SIGTERM'));
     await Promise.all(procs.map((w) => exitOf(w, 30000)));
     procs.length = 0;
-    const out = mkdtempSync(join(tmpdir(), 'tg-loadtest-'));
-    try {
-      const run = spawn(
-        process.execPath,
-        [fileURLToPath(new URL('../../loadtest/run.js', import.meta.url)), '--workers', '3', '--chaos', 'sigint', '--interval', '8', '--duration', '45', '--rate', '1000', '--keys', '3000', '--out', out],
-        { env: { ...process.env, TG_REDIS_URL: url() }, stdio: ['ignore', 'pipe', 'inherit'] },
-      );
-      let output = '';
-      run.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-      const code = await new Promise<number | null>((resolve) => run.on('exit', resolve));
-      const reportFile = readdirSync(out).find((f) => f.endsWith('-report.json'));
-      expect(reportFile, output).to.be.a('string');
-      const report = JSON.parse(readFileSync(join(out, reportFile!), 'utf8')) as { keysLost: number; writes: number; signals: unknown[]; writeRate: number; ticketsPerWrite: number; keys: number };
-      expect(code, output).to.equal(0);
-      expect(report.signals.length).to.be.at.least(5);
-      expect(report.writeRate).to.be.at.least(950);
-      expect(report.keysLost).to.equal(0);
-      measured(`SIGINT loop: ${report.signals.length} signals, ${report.writes} writes at ${report.writeRate.toFixed(0)}/s to ${report.keys} keys, ${report.keysLost} lost, ${report.ticketsPerWrite.toFixed(3)} tickets per write`);
-    } finally {
-      rmSync(out, { recursive: true, force: true });
-    }
+    const { code, report, output } = await runLoadtest(clusterUrl(), ['--workers', '3', '--chaos', 'sigint', '--interval', '8', '--duration', '45', '--rate', '1000', '--keys', '3000']);
+    expect(report, output).to.not.equal(undefined);
+    expect(code, output).to.equal(0);
+    expect(report!.signals.length).to.be.at.least(5);
+    expect(report!.writeRate).to.be.at.least(950);
+    expect(report!.keysLost).to.equal(0);
+    measured(`SIGINT loop: ${report!.signals.length} signals, ${report!.writes} writes at ${report!.writeRate.toFixed(0)}/s to ${report!.keys} keys, ${report!.keysLost} lost, ${report!.ticketsPerWrite.toFixed(3)} tickets per write`);
   });
 });
