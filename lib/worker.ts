@@ -422,8 +422,13 @@ export class GeneratorWorker {
   private async leave(): Promise<void> {
     this.leaving = true;
     const deadline = Date.now() + this.config.shutdownTimeoutMs / 2;
-    await this.client.zrem(this.keys.members(), this.id);
-    await this.client.hdel(this.keys.memberInfo(), this.id);
+    try {
+      await this.client.zrem(this.keys.members(), this.id);
+      await this.client.hdel(this.keys.memberInfo(), this.id);
+    } catch (err) {
+      // Redis is away: the others will drop this member when its heartbeat ages out.
+      this.logger.warn('could not leave the member set', { err: String(err) });
+    }
     void publishEvent(this.client, this.keys, { type: 'left', worker: this.id, reason: 'graceful' }).catch(() => undefined);
     this.logger.info('leaving: handing partitions over', { owned: this.leases.held.size });
     while (this.leases.held.size > 0 && Date.now() < deadline) {

@@ -63,6 +63,17 @@ describe('worker process', function () {
     });
   });
 
+  it('exits at once with 1 on a second signal during the graceful stop', async () => {
+    const prefix = randomPrefix();
+    w = spawnWorker({ TG_REDIS_URL: clusterUrl(), TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*` });
+    await w.waitForLog('started');
+    // Two different signals: a second SIGTERM pending behind the first could be merged into it.
+    w.proc.kill('SIGTERM');
+    w.proc.kill('SIGINT');
+    expect(await exitOf(w, 10000)).to.equal(1);
+    expect(w.logs.map((l) => l.message)).to.include('second signal: exiting now').and.not.include('stopped');
+  });
+
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     it(`on ${signal} finishes its work, releases its leases and exits 0`, async () => {
       const prefix = randomPrefix();
