@@ -33,7 +33,9 @@ function shutdown(signal: NodeJS.Signals): void {
   }
   logger.info('shutdown requested', { signal, deadlineMs: config.shutdownTimeoutMs });
   const deadline = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs).unref());
-  stopping = Promise.race([worker.stop().then(() => 'done' as const), deadline]).then(
+  // A signal during the start stops what the start set up, once it has.
+  const stopped = starting.then(() => worker.stop(), () => undefined).then(() => 'done' as const);
+  stopping = Promise.race([stopped, deadline]).then(
     (outcome) => {
       if (outcome === 'timeout') {
         logger.error('graceful stop missed its deadline', { deadlineMs: config.shutdownTimeoutMs });
@@ -53,7 +55,8 @@ function shutdown(signal: NodeJS.Signals): void {
 process.on('SIGINT', () => shutdown('SIGINT'));
 process.on('SIGTERM', () => shutdown('SIGTERM'));
 
-worker.start().catch((err: unknown) => {
+const starting = worker.start();
+starting.catch((err: unknown) => {
   logger.error(err instanceof Error ? err.message : String(err), { fatal: true, error: err instanceof Error ? err.name : undefined });
   process.exitCode = 1;
   setImmediate(() => process.exit(1));
