@@ -212,6 +212,7 @@ async function loadPhase(url: string, prefix: string, monitor: SinkMonitor, repo
   let written = 0;
   let lastWritten = 0;
   let lastTickets = 0;
+  let lastAt = Date.now();
   loadStart = Date.now();
   const writerDone = startWriter(url, prefix, `${reports}/${prefix}-final-state.json`, (n) => (written = n));
   let sampling = true;
@@ -223,10 +224,14 @@ async function loadPhase(url: string, prefix: string, monitor: SinkMonitor, repo
       await new Promise((r) => setTimeout(r, 1000));
       const freshnessMs = await monitor.poll();
       const backlog = await monitor.backlog();
+      // Reading a second's tickets can take a while under load: rates are per elapsed second.
+      const now = Date.now();
+      const seconds = (now - lastAt) / 1000;
+      lastAt = now;
       const s: Sample = {
-        t: (Date.now() - loadStart) / 1000,
-        writesPerSec: written - lastWritten,
-        ticketsPerSec: monitor.tickets - lastTickets,
+        t: (now - loadStart) / 1000,
+        writesPerSec: Math.round((written - lastWritten) / seconds),
+        ticketsPerSec: Math.round((monitor.tickets - lastTickets) / seconds),
         backlog,
         workersAlive: workers.size,
         freshnessMs,
