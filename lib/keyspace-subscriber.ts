@@ -156,7 +156,7 @@ export class KeyspaceSubscriber extends EventEmitter {
     });
     conn.on('error', (err: Error) => this.opts.logger.debug('keyspace subscriber error', { node: name, err: err.message }));
     conn.on('close', () => {
-      if (sub.confirmed) {
+      if (sub.confirmed && !this.stopped) {
         sub.confirmed = false;
         sub.downSince = Date.now();
         this.opts.logger.warn('keyspace subscription lost', { node: name });

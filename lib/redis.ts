@@ -58,10 +58,17 @@ export interface ConnectOptions {
 }
 
 /**
+ * The one key-reading script sent without auto-pipelining: ioredis groups auto-pipelined
+ * commands by the slot of their first argument taken as a UTF-8 string, so a key that is
+ * not valid UTF-8 would join another node's batch and fail (lib/scripts.ts uses it then).
+ */
+export const EXACT_KEY_READ = 'tg_readValueExact';
+
+/**
  * ioredis routes an auto-pipelined command of a cluster by its first argument, which is no
  * key for these: pipelined, they would join another node's batch and fail.
  */
-const NOT_AUTO_PIPELINED = ['xreadgroup', 'xread', 'xgroup', 'xinfo', 'xpending', 'cluster', 'config', 'info', 'time'];
+const NOT_AUTO_PIPELINED = ['xreadgroup', 'xread', 'xgroup', 'xinfo', 'xpending', 'cluster', 'config', 'info', 'time', EXACT_KEY_READ];
 
 /** A command connection to the whole deployment (cluster-aware where needed). */
 export function connect(target: RedisTarget, opts: ConnectOptions = {}): RedisClient {

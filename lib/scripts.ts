@@ -5,7 +5,8 @@
  * ARGV. The key count of a script is part of its file name (BullMQ's convention).
  */
 import { readFileSync } from 'node:fs';
-import type { RedisClient } from './redis.js';
+import { isUtf8 } from 'node:buffer';
+import { EXACT_KEY_READ, type RedisClient } from './redis.js';
 import type { Keys } from './keys.js';
 import { LeaseCode } from './errors.js';
 
@@ -60,6 +61,8 @@ export interface ValueRead {
 export class Scripts {
   private readonly call: Record<ScriptName, Call>;
   private readonly callBuffer: Record<ScriptName, Call>;
+  /** readValue for keys that are not valid UTF-8, outside auto-pipelining (see EXACT_KEY_READ). */
+  private readonly readExact: Call;
 
   constructor(
     client: RedisClient,
@@ -77,7 +80,11 @@ export class Scripts {
     }
     this.call = call;
     this.callBuffer = callBuffer;
+    const target = client as unknown as Record<string, Call>;
+    if (!(EXACT_KEY_READ in client)) client.defineCommand(EXACT_KEY_READ, src.readValue);
+    this.readExact = target[`${EXACT_KEY_READ}Buffer`]!.bind(client);
   }
+
 
   /** Takes a free lease; null when another worker holds it. */
   async acquireLease(partition: number, workerId: string, ttlMs: number): Promise<Acquired | null> {
@@ -130,7 +137,8 @@ export class Scripts {
 
   /** Type and value of a key, read atomically, binary-safe. */
   async readValue(key: Buffer): Promise<ValueRead> {
-    const [type, value] = (await this.callBuffer.readValue(key)) as [Buffer, Buffer | unknown[] | undefined];
+    const read = isUtf8(key) ? this.callBuffer.readValue : this.readExact;
+    const [type, value] = (await read(key)) as [Buffer, Buffer | unknown[] | undefined];
     return { type: type.toString(), value: value ?? undefined };
   }
 }
