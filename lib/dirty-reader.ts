@@ -78,7 +78,15 @@ export class DirtyReader {
   poke(partition: number): void {
     if (!this.owned.has(partition)) return;
     this.dirty.add(partition);
-    this.running ??= this.loop().finally(() => (this.running = undefined));
+    this.kick();
+  }
+
+  private kick(): void {
+    // A poke that arrives between the end of a loop and its cleanup must start the next one.
+    this.running ??= this.loop().finally(() => {
+      this.running = undefined;
+      if (this.dirty.size > 0) this.kick();
+    });
   }
 
   /** Reads every owned stream (catches other workers' late appends). */

@@ -51,7 +51,15 @@ export class GapRepairer {
   /** Asks for a repair of a partition's slots over the last `gapMs`. */
   request(partition: number, gapMs: number): void {
     this.pending.set(partition, Math.max(this.pending.get(partition) ?? 0, gapMs));
-    this.running ??= this.run().finally(() => (this.running = undefined));
+    this.kick();
+  }
+
+  private kick(): void {
+    // A request that arrives between the end of a run and its cleanup must start the next one.
+    this.running ??= this.run().finally(() => {
+      this.running = undefined;
+      if (this.pending.size > 0) this.kick();
+    });
   }
 
   /** Resolves when no repair is pending or running. */
@@ -113,12 +121,21 @@ export class GapRepairer {
     for (let slot = first; slot <= last; slot++) {
       const node = this.opts.nodeOfSlot(slot);
       if (!node) throw new Error(`no master known for slot ${slot}`);
-      const c = this.conn(node);
-      const count = await c.cluster('COUNTKEYSINSLOT', slot);
-      if (count === 0) continue;
-      // GETKEYSINSLOT has no cursor: ask for all of them, then work in batches.
-      const keys = (await c.callBuffer('CLUSTER', 'GETKEYSINSLOT', slot, count)) as Buffer[];
-      for (let i = 0; i < keys.length; i += BATCH) await this.check(c, keys.slice(i, i + BATCH), () => partition, gapMs);
+      const keys = await this.keysInSlot(this.conn(node), slot);
+      for (let i = 0; i < keys.length; i += BATCH) await this.check(this.conn(node), keys.slice(i, i + BATCH), () => partition, gapMs);
+    }
+  }
+
+  /**
+   * Every key of a slot. GETKEYSINSLOT has no cursor and keys keep arriving under load, so a
+   * count read first could cut some off: ask for more than there are until fewer come back.
+   */
+  private async keysInSlot(c: Redis, slot: number): Promise<Buffer[]> {
+    let want = (await c.cluster('COUNTKEYSINSLOT', slot)) * 2 + 100;
+    for (;;) {
+      const keys = (await c.callBuffer('CLUSTER', 'GETKEYSINSLOT', slot, want)) as Buffer[];
+      if (keys.length < want) return keys;
+      want *= 2;
     }
   }
 

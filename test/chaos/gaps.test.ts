@@ -49,7 +49,7 @@ function steadyLoad(redis: RedisClient, prefix: string, expected: Expected, keys
 }
 
 async function startWorkers(url: string, prefix: string, count: number, redis: RedisClient): Promise<WorkerProcess[]> {
-  const procs = Array.from({ length: count }, () => spawnWorker({ TG_REDIS_URL: url, TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*`, TG_LEASE_TTL_MS: '1500' }));
+  const procs = Array.from({ length: count }, () => spawnWorker({ TG_REDIS_URL: url, TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*`, TG_LEASE_TTL_MS: '1500', TG_LOG_LEVEL: 'debug' }));
   await Promise.all(procs.map((w) => w.waitForLog('started')));
   const keys = new Keys(prefix);
   await waitFor(async () => (await readLeases(redis, keys, 271)).every((l) => l.owner !== null), { timeoutMs: 20000, what: 'every partition owned' });

@@ -1,5 +1,6 @@
 /** Real worker processes for tests: spawned with `node workers/start.js`, signalled by pid. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from './redis.js';
 
@@ -35,6 +36,8 @@ export function spawnWorker(env: Record<string, string>, args: string[] = []): W
     }
   });
   proc.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  // TG_TEST_LOG_DIR keeps every worker's log, to read after a failure.
+  if (process.env.TG_TEST_LOG_DIR) proc.stdout!.pipe(createWriteStream(`${process.env.TG_TEST_LOG_DIR}/worker-${proc.pid}.log`));
   const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   return {
     proc,
