@@ -51,8 +51,6 @@ export class LeaseKeeper extends EventEmitter {
   private timer: NodeJS.Timeout | undefined;
   private round: Promise<void> | undefined;
   private stopped = false;
-  /** Latency of the last renewal round, ms. */
-  lastRenewMs = 0;
 
   constructor(private readonly opts: LeaseKeeperOptions) {
     super();
@@ -100,8 +98,7 @@ export class LeaseKeeper extends EventEmitter {
         }
       }),
     );
-    this.lastRenewMs = performance.now() - sentAt;
-    if (this.held.size > 0) this.emit('renewed', this.lastRenewMs);
+    if (this.held.size > 0) this.emit('renewed', performance.now() - sentAt);
     const now = performance.now();
     for (const [partition, lease] of this.held) if (now >= lease.deadline) this.drop(partition, 'expired');
   }

@@ -24,10 +24,6 @@ export class ShadowBuffer {
     this.completeFrom = now;
   }
 
-  get size(): number {
-    return this.count;
-  }
-
   add(partition: number, key: Buffer, event: string, at: number): void {
     let keys = this.parts.get(partition);
     if (!keys) this.parts.set(partition, (keys = new Map()));
