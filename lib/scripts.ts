@@ -25,6 +25,11 @@ const SCRIPT_FILES = {
 
 type ScriptName = keyof typeof SCRIPT_FILES;
 
+/** Shared pieces (`lua/includes/<name>.lua`) put in place of `--- @include "<name>"` lines, once, at load: BullMQ's way. */
+function withIncludes(lua: string): string {
+  return lua.replace(/^--- @include "([a-z-]+)"$/gm, (_line, name: string) => readFileSync(new URL(`includes/${name}.lua`, LUA_DIR), 'utf8').trimEnd());
+}
+
 type Sources = Record<ScriptName, { lua: string; numberOfKeys: number }>;
 
 let sources: Sources | undefined;
@@ -34,7 +39,7 @@ function loadSources(): Sources {
     const loaded = {} as Sources;
     for (const [name, file] of Object.entries(SCRIPT_FILES) as [ScriptName, string][]) {
       const numberOfKeys = Number(/-(\d+)\.lua$/.exec(file)![1]);
-      loaded[name] = { lua: readFileSync(new URL(file, LUA_DIR), 'utf8'), numberOfKeys };
+      loaded[name] = { lua: withIncludes(readFileSync(new URL(file, LUA_DIR), 'utf8')), numberOfKeys };
     }
     sources = loaded;
   }

@@ -19,8 +19,8 @@
   A worker that already holds the lease gets it back unchanged (its token), so a retried
   call after a lost reply is harmless.
 ]]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--- @include "redis-now"
+local now = redisNow()
 
 local owner = redis.call('HGET', KEYS[1], 'owner')
 if owner then

@@ -9,8 +9,8 @@
   Output:
     {live, dropped}   two arrays of worker ids; live includes the caller
 ]]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--- @include "redis-now"
+local now = redisNow()
 local oldest = now - tonumber(ARGV[2])
 
 redis.call('ZADD', KEYS[1], now, ARGV[1])

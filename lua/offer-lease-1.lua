@@ -13,8 +13,8 @@
     1     offered
     -2    the owner's token was superseded: nothing changed (LeaseCode.Superseded)
 ]]
-local lease = redis.call('HMGET', KEYS[1], 'owner', 'token')
-if lease[1] ~= ARGV[1] or lease[2] ~= ARGV[2] then
+--- @include "holds-lease"
+if not holdsLease(KEYS[1], ARGV[1], ARGV[2]) then
   return -2
 end
 redis.call('HSET', KEYS[1], 'offer', ARGV[3])

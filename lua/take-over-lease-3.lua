@@ -18,13 +18,13 @@
   The coverage mark moves to now: the old owner forwarded up to this moment and the new
   owner forwards from it, so there is no gap to repair.
 ]]
+--- @include "redis-now"
 local lease = redis.call('HMGET', KEYS[1], 'owner', 'offer')
 if lease[1] ~= ARGV[2] or lease[2] ~= ARGV[1] then
   return -3
 end
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redisNow()
 local token = redis.call('INCR', KEYS[2])
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'token', token, 'since', now)
