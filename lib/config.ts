@@ -46,6 +46,16 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** How long a starting worker waits for an unreachable Redis before it gives up. */
   connectTimeoutMs: number;
+  /** Keys per second the continuous reconciliation compares with the ticket index; 0: off. */
+  reconcileRate: number;
+  /** How long a difference found by reconciliation must stand before it counts as divergent. */
+  reconcileGraceMs: number;
+  /** Ticket every existing key of a partition covered for the first time. */
+  backfill: boolean;
+  /** Attempts of a ticket job before it fails for good. */
+  jobAttempts: number;
+  /** Pause between two attempts of a ticket job. */
+  jobBackoffMs: number;
 }
 
 type Parser<T> = (raw: string, name: string) => T;
@@ -147,6 +157,11 @@ const SETTINGS: Setting<keyof Config>[] = [
   s({ key: 'batchSize', env: 'TG_BATCH_SIZE', flag: '--batch-size', help: 'most dirty keys in one ticket job', fallback: 200, parse: integer(1, 100000) }),
   s({ key: 'flushIntervalMs', env: 'TG_FLUSH_INTERVAL_MS', flag: '--flush-interval-ms', help: 'how long events gather before they are appended', fallback: 5, parse: integer(0, 10000) }),
   s({ key: 'connectTimeoutMs', env: 'TG_CONNECT_TIMEOUT_MS', flag: '--connect-timeout-ms', help: 'how long a starting worker waits for Redis', fallback: 60000, parse: integer(0) }),
+  s({ key: 'reconcileRate', env: 'TG_RECONCILE_RATE', flag: '--reconcile-rate', help: 'keys per second compared with the ticket index, per worker (0: off)', fallback: 2000, parse: integer(0, 10_000_000) }),
+  s({ key: 'reconcileGraceMs', env: 'TG_RECONCILE_GRACE_MS', flag: '--reconcile-grace-ms', help: 'how long a difference must stand before it counts as divergent', fallback: 10000, parse: integer(0) }),
+  s({ key: 'backfill', env: 'TG_BACKFILL', flag: '--backfill', help: 'ticket every existing key of a partition covered for the first time', fallback: false, parse: bool, boolean: true }),
+  s({ key: 'jobAttempts', env: 'TG_JOB_ATTEMPTS', flag: '--job-attempts', help: 'attempts of a ticket job before it fails for good', fallback: 100, parse: integer(1, 1_000_000) }),
+  s({ key: 'jobBackoffMs', env: 'TG_JOB_BACKOFF_MS', flag: '--job-backoff-ms', help: 'pause between two attempts of a ticket job', fallback: 1000, parse: integer(0) }),
   s({ key: 'shutdownTimeoutMs', env: 'TG_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', help: 'deadline of a graceful stop', fallback: 30000, parse: integer(100) }),
 ];
 

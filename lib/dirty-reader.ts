@@ -24,6 +24,9 @@ export interface DirtyReaderOptions {
 
 type RawEntry = [Buffer, Buffer[]];
 
+/** Sweeps between two claims of entries left pending by any consumer. */
+const CLAIM_EVERY_SWEEPS = 30;
+
 function parseEntries(raw: readonly RawEntry[]): DirtyEntry[] {
   const entries: DirtyEntry[] = [];
   for (const [id, fields] of raw) {
@@ -49,6 +52,7 @@ export class DirtyReader {
   /** Owned partitions with entries to read. */
   private readonly dirty = new Set<number>();
   private running: Promise<void> | undefined;
+  private sweeps = 0;
   /** Keys handed to ticket jobs, and the dirty entries they came from (counters for logs and metrics). */
   enqueued = 0;
   entriesRead = 0;
@@ -89,8 +93,12 @@ export class DirtyReader {
     });
   }
 
-  /** Reads every owned stream (catches other workers' late appends). */
+  /**
+   * Reads every owned stream (catches other workers' late appends); every few sweeps also
+   * claims what any consumer read but never acknowledged (a previous owner that stalled).
+   */
   sweep(): void {
+    if (++this.sweeps % CLAIM_EVERY_SWEEPS === 0) for (const p of this.owned) this.toClaim.add(p);
     for (const p of this.owned) this.poke(p);
   }
 

@@ -37,6 +37,15 @@ export class Keys {
     return this.partitionKey(partition, 'dirty');
   }
 
+  /**
+   * Per partition, hash key -> '<seq> <digest>' of the key's newest ticket (digest '' for a
+   * deletion). Tagged with the sink's slot: the index is written right after the sink, on the
+   * same node, so a replica promoted after a crash never holds an index ahead of its sink.
+   */
+  index(partition: number): string {
+    return `${this.prefix}:{${this.tickets()}}:index:${partition}`;
+  }
+
   /** The default sink: one stream of tickets. */
   tickets(): string {
     return `${this.prefix}:tickets`;

@@ -26,19 +26,32 @@ export interface SubscriberOptions {
   refreshIntervalMs?: number;
 }
 
+/** How often each subscribed connection is pinged to learn what it has heard. */
+export const HEARD_PING_MS = 100;
+
 interface NodeSubscription {
   name: string;
   conn: Redis;
   confirmed: boolean;
+  /**
+   * Epoch ms (local) at which the last answered PING was sent. Redis queues the pong behind
+   * every notification already published to the connection, so every event before this time
+   * was received: the connection's heard-up-to watermark.
+   */
+  heardAt: number;
+  pinging: boolean;
   /** Epoch ms of the last confirmation. */
   confirmedAt: number;
   /** Epoch ms when the subscription was lost; null while confirmed or before the first one. */
   downSince: number | null;
+  /** A master that appeared after the start (failover, resharding), until its first confirmation. */
+  appeared: boolean;
 }
 
 /**
- * Emits 'confirmed' (node name, gapSince: epoch ms or null) whenever a node's subscription
- * is confirmed, gapSince telling since when it was not, and 'dropped' (node name, epoch ms)
+ * Emits 'confirmed' (node name, gapSince: epoch ms or null, appeared: a master new since the
+ * start) whenever a node's subscription is confirmed, gapSince telling since when events may
+ * have been missed, and 'dropped' (node name, epoch ms of its last heard-up-to watermark)
  * when a confirmed one is lost.
  */
 export class KeyspaceSubscriber extends EventEmitter {
@@ -49,6 +62,7 @@ export class KeyspaceSubscriber extends EventEmitter {
   private readonly channelPrefixLength: number;
   private readonly pattern: string;
   private timer: NodeJS.Timeout | undefined;
+  private pinger: NodeJS.Timeout | undefined;
   private stopped = false;
   private refreshing: Promise<void> | undefined;
 
@@ -66,6 +80,7 @@ export class KeyspaceSubscriber extends EventEmitter {
     this.timer = setInterval(() => {
       this.refresh(false).catch((err) => this.opts.logger.warn('topology refresh failed', { err: String(err) }));
     }, this.opts.refreshIntervalMs ?? 5000);
+    this.pinger = setInterval(() => this.ping(), HEARD_PING_MS);
   }
 
   /** True when the master serving the slot has a confirmed subscription. */
@@ -97,14 +112,46 @@ export class KeyspaceSubscriber extends EventEmitter {
     return true;
   }
 
-  /** Masters currently subscribed to, and whether each is confirmed. */
-  status(): { node: string; confirmed: boolean }[] {
-    return [...this.nodes.values()].map((n) => ({ node: n.name, confirmed: n.confirmed }));
+  /** Masters currently subscribed to, whether each is confirmed, and since when (local ms) it heard nothing new. */
+  status(): { node: string; confirmed: boolean; heardAt: number }[] {
+    return [...this.nodes.values()].map((n) => ({ node: n.name, confirmed: n.confirmed, heardAt: n.heardAt }));
+  }
+
+  /**
+   * Local epoch ms up to which every event of the slots in [first, last] was received: the
+   * oldest watermark of their masters (0 when one was never heard).
+   */
+  heardUpTo(first: number, last: number): number {
+    let upTo = Infinity;
+    let previous = -2;
+    for (let s = first; s <= last; s++) {
+      const i = this.slotNode[s]!;
+      if (i === previous) continue;
+      previous = i;
+      upTo = Math.min(upTo, this.nodes.get(this.nodeNames[i] ?? '')?.heardAt ?? 0);
+    }
+    return upTo === Infinity ? 0 : upTo;
+  }
+
+  private ping(): void {
+    for (const sub of this.nodes.values()) {
+      if (!sub.confirmed || sub.pinging) continue;
+      sub.pinging = true;
+      const sentAt = Date.now();
+      sub.conn
+        .ping()
+        .then(() => {
+          if (sub.confirmed) sub.heardAt = Math.max(sub.heardAt, sentAt);
+        })
+        .catch(() => undefined)
+        .finally(() => (sub.pinging = false));
+    }
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    clearInterval(this.pinger);
     await this.refreshing?.catch(() => undefined);
     await Promise.all([...this.nodes.values()].map((n) => n.conn.quit().catch(() => n.conn.disconnect())));
     this.nodes.clear();
@@ -149,7 +196,7 @@ export class KeyspaceSubscriber extends EventEmitter {
     // A master that appears after the start (a failover, a resharding) served its slots
     // unheard for a while: its first confirmation reports a gap of two topology periods.
     const downSince = initial ? null : Date.now() - 2 * (this.opts.refreshIntervalMs ?? 5000);
-    const sub: NodeSubscription = { name, conn, confirmed: false, confirmedAt: 0, downSince };
+    const sub: NodeSubscription = { name, conn, confirmed: false, confirmedAt: 0, downSince, appeared: !initial, heardAt: 0, pinging: false };
     this.nodes.set(name, sub);
     conn.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => {
       this.opts.onEvent(channel.subarray(this.channelPrefixLength), message);
@@ -158,8 +205,9 @@ export class KeyspaceSubscriber extends EventEmitter {
     conn.on('close', () => {
       if (sub.confirmed && !this.stopped) {
         sub.confirmed = false;
-        sub.downSince = Date.now();
-        this.opts.logger.warn('keyspace subscription lost', { node: name });
+        // Events after the last answered ping may have been lost with the connection's buffers.
+        sub.downSince = sub.heardAt || sub.confirmedAt;
+        this.opts.logger.warn('keyspace subscription lost', { node: name, heardUpTo: sub.downSince, lostMs: Date.now() - sub.downSince });
         this.emit('dropped', name, sub.downSince);
       }
     });
@@ -195,12 +243,16 @@ export class KeyspaceSubscriber extends EventEmitter {
       await sub.conn.config('SET', 'notify-keyspace-events', withRequiredFlags(flags));
       this.opts.logger.info('enabled keyspace notifications', { node: sub.name, was: flags });
     }
+    const sentAt = Date.now();
     await sub.conn.psubscribe(this.pattern);
     sub.confirmed = true;
-    sub.confirmedAt = Date.now();
+    sub.confirmedAt = sentAt;
+    sub.heardAt = sentAt;
     const gapSince = sub.downSince;
+    const appeared = sub.appeared;
     sub.downSince = null;
+    sub.appeared = false;
     this.opts.logger.info('keyspace subscription confirmed', { node: sub.name, pattern: this.pattern });
-    this.emit('confirmed', sub.name, gapSince);
+    this.emit('confirmed', sub.name, gapSince, appeared);
   }
 }

@@ -17,6 +17,8 @@ export interface LeaseKeeperOptions {
   ttlMs: number;
   renewIntervalMs: number;
   logger: Logger;
+  /** Redis ms up to which the worker heard every event of a partition: the coverage mark a renewal writes. */
+  coverageMark: (partition: number) => number;
 }
 
 export interface HeldLease {
@@ -88,7 +90,7 @@ export class LeaseKeeper extends EventEmitter {
     await Promise.all(
       [...this.held].map(async ([partition, lease]) => {
         try {
-          const renewed = await scripts.renewLease(partition, workerId, lease.token, ttlMs);
+          const renewed = await scripts.renewLease(partition, workerId, lease.token, ttlMs, this.opts.coverageMark(partition));
           if (this.held.get(partition) !== lease) return;
           if (renewed === null) this.drop(partition, 'superseded');
           else lease.deadline = this.deadlineFrom(sentAt);

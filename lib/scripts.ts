@@ -21,6 +21,9 @@ const SCRIPT_FILES = {
   heartbeat: 'heartbeat-1.lua',
   ackDirty: 'ack-dirty-1.lua',
   readValue: 'read-value-1.lua',
+  digestKeys: 'digest-keys.lua',
+  recordTickets: 'record-tickets.lua',
+  pruneTombstones: 'prune-tombstones-1.lua',
 } as const;
 
 type ScriptName = keyof typeof SCRIPT_FILES;
@@ -30,7 +33,8 @@ function withIncludes(lua: string): string {
   return lua.replace(/^--- @include "([a-z-]+)"$/gm, (_line, name: string) => readFileSync(new URL(`includes/${name}.lua`, LUA_DIR), 'utf8').trimEnd());
 }
 
-type Sources = Record<ScriptName, { lua: string; numberOfKeys: number }>;
+/** numberOfKeys undefined: the script takes any number of keys, the count passed first. */
+type Sources = Record<ScriptName, { lua: string; numberOfKeys?: number }>;
 
 let sources: Sources | undefined;
 
@@ -38,8 +42,8 @@ function loadSources(): Sources {
   if (!sources) {
     const loaded = {} as Sources;
     for (const [name, file] of Object.entries(SCRIPT_FILES) as [ScriptName, string][]) {
-      const numberOfKeys = Number(/-(\d+)\.lua$/.exec(file)![1]);
-      loaded[name] = { lua: withIncludes(readFileSync(new URL(file, LUA_DIR), 'utf8')), numberOfKeys };
+      const count = /-(\d+)\.lua$/.exec(file)?.[1];
+      loaded[name] = { lua: withIncludes(readFileSync(new URL(file, LUA_DIR), 'utf8')), numberOfKeys: count === undefined ? undefined : Number(count) };
     }
     sources = loaded;
   }
@@ -59,8 +63,18 @@ export interface Acquired {
 
 export interface ValueRead {
   type: string;
+  /** Digest of the value (lua/includes/value-digest.lua); '' when the key does not exist. */
+  digest: string;
   /** Raw reply: a Buffer for strings, an array of Buffers (nested for streams) otherwise. */
   value?: Buffer | unknown[];
+}
+
+/** One entry of the ticket index: the seq and value digest of a key's newest ticket. */
+export interface IndexRecord {
+  partition: number;
+  key: Buffer;
+  seq: string;
+  digest: string;
 }
 
 export class Scripts {
@@ -100,10 +114,10 @@ export class Scripts {
     return { token, now, previouslyCovered, previousOwner: previousOwner || null };
   }
 
-  /** Extends the lease; null when the token was superseded (the lease is lost). */
-  async renewLease(partition: number, workerId: string, token: number, ttlMs: number): Promise<number | null> {
+  /** Extends the lease, the coverage mark up to `heardUpTo` (Redis ms); null when the token was superseded (the lease is lost). */
+  async renewLease(partition: number, workerId: string, token: number, ttlMs: number, heardUpTo: number): Promise<number | null> {
     const k = this.keys;
-    const reply = (await this.call.renewLease(k.lease(partition), k.covered(partition), workerId, token, ttlMs)) as number;
+    const reply = (await this.call.renewLease(k.lease(partition), k.covered(partition), workerId, token, ttlMs, Math.floor(heardUpTo))) as number;
     return reply === LeaseCode.Superseded ? null : reply;
   }
 
@@ -143,7 +157,34 @@ export class Scripts {
   /** Type and value of a key, read atomically, binary-safe. */
   async readValue(key: Buffer): Promise<ValueRead> {
     const read = isUtf8(key) ? this.callBuffer.readValue : this.readExact;
-    const [type, value] = (await read(key)) as [Buffer, Buffer | unknown[] | undefined];
-    return { type: type.toString(), value: value ?? undefined };
+    const [type, digest, value] = (await read(key)) as [Buffer, Buffer, Buffer | unknown[] | undefined];
+    return { type: type.toString(), digest: digest.toString(), value: value ?? undefined };
+  }
+
+  /** Digests of what the keys hold now ('' for a missing key); in a cluster all of one slot. */
+  async digestKeys(keys: readonly Buffer[]): Promise<string[]> {
+    if (keys.length === 0) return [];
+    const digests = (await this.callBuffer.digestKeys(keys.length, ...keys)) as Buffer[];
+    return digests.map((d) => d.toString());
+  }
+
+  /** Records index entries (only where newer than what is recorded); returns how many were written. */
+  async recordTickets(entries: readonly IndexRecord[]): Promise<number> {
+    if (entries.length === 0) return 0;
+    const slots = new Map<number, number>();
+    const args: (string | Buffer | number)[] = [];
+    for (const e of entries) {
+      let at = slots.get(e.partition);
+      if (at === undefined) slots.set(e.partition, (at = slots.size + 1));
+      args.push(at, e.key, e.seq, e.digest);
+    }
+    const indexes = [...slots.keys()].map((p) => this.keys.index(p));
+    return (await this.call.recordTickets(indexes.length, ...indexes, ...args)) as number;
+  }
+
+  /** Removes the listed tombstones of a partition's index whose seq is older than the cutoff (Redis ms). */
+  async pruneTombstones(partition: number, cutoffMs: number, keys: readonly Buffer[]): Promise<number> {
+    if (keys.length === 0) return 0;
+    return (await this.call.pruneTombstones(this.keys.index(partition), cutoffMs, ...keys)) as number;
   }
 }

@@ -18,6 +18,8 @@ export interface Ticket {
   /** Redis type when the ticket was made; 'none' when the key does not exist. */
   type: string;
   value?: Buffer | string;
+  /** Digest of the value as the ticket index records it ('' when the key does not exist). */
+  digest: string;
   seq: string;
   partition: number;
   slot: number;

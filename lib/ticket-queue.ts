@@ -24,16 +24,23 @@ export function decodeItem(item: TicketItem): CoalescedKey {
 }
 
 /**
- * Retries of a failing ticket job: a Redis outage or a sink that is down for minutes must
- * not exhaust them. A job that still fails stays in BullMQ's failed set for an operator.
+ * Retries of a failing ticket job (TG_JOB_ATTEMPTS, TG_JOB_BACKOFF_MS): a Redis outage or a
+ * sink that is down for minutes should not exhaust them. A job that still fails stays in
+ * BullMQ's failed set for an operator, and its keys converge through reconciliation.
  */
-export const TICKET_JOB_ATTEMPTS = 100;
-export const TICKET_JOB_BACKOFF_MS = 1000;
+export interface RetryPolicy {
+  attempts: number;
+  backoffMs: number;
+}
 
 export class TicketQueue {
   readonly queue: Queue<TicketJobData>;
 
-  constructor(connection: ConnectionOptions, keys: Keys) {
+  constructor(
+    connection: ConnectionOptions,
+    keys: Keys,
+    private readonly retry: RetryPolicy,
+  ) {
     this.queue = new Queue<TicketJobData>(TICKET_QUEUE, { connection, prefix: keys.queuePrefix() });
   }
 
@@ -45,8 +52,8 @@ export class TicketQueue {
         name: 'tickets',
         data: { items: encodeItems(items.slice(i, i + perJob)) },
         opts: {
-          attempts: TICKET_JOB_ATTEMPTS,
-          backoff: { type: 'fixed' as const, delay: TICKET_JOB_BACKOFF_MS },
+          attempts: this.retry.attempts,
+          backoff: { type: 'fixed' as const, delay: this.retry.backoffMs },
           removeOnComplete: true,
           removeOnFail: false,
         },

@@ -9,7 +9,7 @@ import { bufferCommand, type RedisClient } from './redis.js';
 import type { Ticket } from './sink.js';
 
 /** A ticket as read back: the value always as bytes. */
-export interface StoredTicket extends Omit<Ticket, 'value'> {
+export interface StoredTicket extends Omit<Ticket, 'value' | 'digest'> {
   /** Stream id of the ticket in the sink. */
   streamId: string;
   value?: Buffer;

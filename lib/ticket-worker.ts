@@ -32,6 +32,8 @@ export class TicketWorker {
   readonly worker: Worker<TicketJobData, number>;
   /** Tickets written so far. */
   made = 0;
+  /** Jobs that failed their last attempt: their keys converge through reconciliation. */
+  exhausted = 0;
 
   constructor(private readonly opts: TicketWorkerOptions) {
     this.worker = new Worker<TicketJobData, number>(TICKET_QUEUE, (job) => this.process(job), {
@@ -44,7 +46,11 @@ export class TicketWorker {
       autorun: false,
     });
     this.worker.on('failed', (job, err) => {
-      opts.logger.warn('ticket job failed', { job: job?.id, keys: job?.data.items.length, attempt: job?.attemptsMade, err: err.message });
+      const final = job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1);
+      const detail = { job: job?.id, keys: job?.data.items.length, attempt: job?.attemptsMade, err: err.message };
+      if (!final) return void opts.logger.warn('ticket job failed', detail);
+      this.exhausted++;
+      opts.logger.error('ticket job failed for good; reconciliation will make its tickets', detail);
     });
     this.worker.on('error', (err) => opts.logger.warn('ticket worker error', { err: err.message }));
   }
@@ -64,13 +70,15 @@ export class TicketWorker {
       job.data.items.map(async (raw): Promise<Ticket> => {
         const item = decodeItem(raw);
         const slot = keySlot(item.key);
-        const { type, value } = formatValue(await scripts.readValue(item.key));
+        const read = await scripts.readValue(item.key);
+        const { type, value } = formatValue(read);
         return {
           id: nanoid(),
           key: item.key,
           event: item.event,
           type,
           value,
+          digest: read.digest,
           seq: item.seq,
           partition: partitionOfSlot(slot, partitions),
           slot,
@@ -81,6 +89,9 @@ export class TicketWorker {
       }),
     );
     await this.opts.sink.write(tickets);
+    // Only once the sink has them: a job that never gets there leaves the index behind, and
+    // reconciliation makes its tickets again.
+    await scripts.recordTickets(tickets.map((t) => ({ partition: t.partition, key: t.key, seq: t.seq, digest: t.digest })));
     this.made += tickets.length;
     return tickets.length;
   }

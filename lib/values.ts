@@ -21,7 +21,7 @@ function pairs(flat: readonly unknown[]): [string, string][] {
   return out;
 }
 
-export function formatValue(read: ValueRead): TicketValue {
+export function formatValue(read: Pick<ValueRead, 'type' | 'value'>): TicketValue {
   const { type, value } = read;
   switch (type) {
     case 'none':

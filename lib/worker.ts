@@ -8,19 +8,19 @@ import { hostname } from 'node:os';
 import type { ConnectionOptions } from 'bullmq';
 import { assign } from './assignment.js';
 import type { Config } from './config.js';
-import { encodeDisconnect, encodeGap, parseDisconnect, parseGap } from './control.js';
+import { encodeDisconnect, parseDisconnect } from './control.js';
+import { Coverage } from './coverage.js';
 import { DirtyReader } from './dirty-reader.js';
 import { DirtyWriter } from './dirty-writer.js';
 import { RedisUnavailableError } from './errors.js';
 import { Keys } from './keys.js';
 import { publishEvent } from './events.js';
-import { GapRepairer } from './gap-repair.js';
 import { startHttpServer, type HttpServer } from './http-server.js';
-import { ShadowBuffer } from './shadow-buffer.js';
 import { KeyspaceSubscriber } from './keyspace-subscriber.js';
 import { LeaseKeeper, readLeases, type LeaseState } from './lease-keeper.js';
 import { createLogger, type Logger } from './logger.js';
 import { backoff, connect, detectTarget, type RedisClient, type RedisTarget } from './redis.js';
+import { printableKey, Reconciler } from './reconciler.js';
 import { Scripts } from './scripts.js';
 import { loadSink, StreamSink } from './sink.js';
 import { keySlot, partitionOfSlot, slotRangeOfPartition } from './slots.js';
@@ -33,16 +33,11 @@ const SWEEP_INTERVAL_MS = 1000;
 /** Most time between two looks at membership and leases (fewer when the renew interval is shorter). */
 const BALANCE_INTERVAL_MS = 250;
 
-/** Allowance for the difference between this machine's clock and Redis's. */
-const CLOCK_MARGIN_MS = 1000;
-
-/** Most keys the shadow buffer holds before it starts afresh. */
-const SHADOW_MAX_KEYS = 500_000;
+/** A listener that has not proved for this long that it heard everything makes the worker unready. */
+const READY_MAX_LAG_MS = 5000;
 
 export interface WorkerStats {
   eventsReceived: number;
-  gapsReplayed: number;
-  keysReplayed: number;
   /** Partitions taken over from a live owner (graceful handover). */
   handovers: number;
   /** Partitions acquired after another owner's lease expired. */
@@ -63,6 +58,12 @@ export interface WorkerSnapshot extends WorkerStats {
   gapRepairs: number;
   gapKeysMarked: number;
   gapRepairMs: number;
+  reconcilePasses: number;
+  reconcileKeysCompared: number;
+  divergentKeys: number;
+  ticketJobsFailed: number;
+  /** Seconds since each master's listener last proved it heard everything. */
+  subscriberLag: { node: string; seconds: number }[];
 }
 
 export interface WorkerOptions {
@@ -99,13 +100,9 @@ export class GeneratorWorker {
   private leases!: LeaseKeeper;
   private queue!: TicketQueue;
   private tickets!: TicketWorker;
-  private repairer!: GapRepairer;
+  private reconciler!: Reconciler;
+  private coverage!: Coverage;
   private http: HttpServer | undefined;
-  private shadow!: ShadowBuffer;
-  /** Redis time minus local time, ms, measured at start. */
-  private clockOffsetMs = 0;
-  /** Per master whose subscription dropped: the partitions this worker held on it then. */
-  private readonly heldWhenDropped = new Map<string, Set<number>>();
   /** 1 where this worker forwards the partition's events: the hot path's lookup. */
   private readonly forwarding: Uint8Array;
   private timers: NodeJS.Timeout[] = [];
@@ -116,7 +113,7 @@ export class GeneratorWorker {
   private joined = false;
   /** Live members as last seen. */
   members: string[] = [];
-  readonly stats: WorkerStats = { eventsReceived: 0, gapsReplayed: 0, keysReplayed: 0, handovers: 0, takeovers: 0, redisReconnects: 0 };
+  readonly stats: WorkerStats = { eventsReceived: 0, handovers: 0, takeovers: 0, redisReconnects: 0 };
   /** Whether the last look at the leases found this worker holding exactly its share. */
   private settled = false;
   private started = false;
@@ -131,9 +128,10 @@ export class GeneratorWorker {
     this.forwarding = new Uint8Array(config.partitions);
   }
 
-  /** Subscribed everywhere, holding its share, not leaving: ready for traffic. */
+  /** Subscribed everywhere and hearing everything, holding its share, not leaving: ready for traffic. */
   ready(): boolean {
-    return this.started && !this.leaving && this.settled && this.subscriber.status().every((n) => n.confirmed);
+    if (!this.started || this.leaving || !this.settled) return false;
+    return this.subscriber.status().every((n) => n.confirmed) && this.coverage.lag().every((l) => l.seconds * 1000 < READY_MAX_LAG_MS);
   }
 
   snapshot(): WorkerSnapshot {
@@ -146,9 +144,14 @@ export class GeneratorWorker {
       pendingInMemory: this.writer.backlog,
       partitionsOwned: this.leases.held.size,
       members: this.members.length,
-      gapRepairs: this.repairer.stats.repairs + this.stats.gapsReplayed,
-      gapKeysMarked: this.repairer.stats.keysMarked + this.stats.keysReplayed,
-      gapRepairMs: this.repairer.stats.ms,
+      gapRepairs: this.reconciler.stats.repairs + this.coverage.stats.gapsReplayed,
+      gapKeysMarked: this.reconciler.stats.keysMarked - this.reconciler.stats.divergent + this.coverage.stats.keysReplayed,
+      gapRepairMs: this.reconciler.stats.repairMs,
+      reconcilePasses: this.reconciler.stats.passes,
+      reconcileKeysCompared: this.reconciler.stats.keysCompared,
+      divergentKeys: this.reconciler.stats.divergent,
+      ticketJobsFailed: this.tickets.exhausted,
+      subscriberLag: this.coverage.lag(),
     };
   }
 
@@ -186,7 +189,7 @@ export class GeneratorWorker {
     const scripts = (this.scripts = new Scripts(this.client, keys));
     const sink = await loadSink(config.handler, new StreamSink(this.client, keys), logger);
     const connection = this.bullClient as unknown as ConnectionOptions;
-    this.queue = new TicketQueue(connection, keys);
+    this.queue = new TicketQueue(connection, keys, { attempts: config.jobAttempts, backoffMs: config.jobBackoffMs });
     this.tickets = new TicketWorker({
       connection,
       keys,
@@ -200,21 +203,33 @@ export class GeneratorWorker {
     });
     this.reader = new DirtyReader({ client: this.client, scripts, keys, queue: this.queue, consumer: this.id, batchSize: config.batchSize, logger });
     this.writer = new DirtyWriter({ client: this.client, keys, flushIntervalMs: config.flushIntervalMs, logger, onAppended: (p) => this.reader.poke(p) });
-    this.leases = new LeaseKeeper({ scripts, workerId: this.id, ttlMs: config.leaseTtlMs, renewIntervalMs: config.renewIntervalMs, logger });
+    this.leases = new LeaseKeeper({
+      scripts,
+      workerId: this.id,
+      ttlMs: config.leaseTtlMs,
+      renewIntervalMs: config.renewIntervalMs,
+      logger,
+      coverageMark: (p) => this.coverage.coverageMark(p),
+    });
     this.leases.on('lost', (p: number) => this.stopForwarding(p));
-    this.shadow = new ShadowBuffer(2 * config.leaseTtlMs + 5000, SHADOW_MAX_KEYS, Date.now());
-    this.repairer = new GapRepairer({
+    const sentAt = Date.now();
+    const [seconds, micros] = await this.client.time();
+    const clockOffsetMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - (sentAt + Date.now()) / 2;
+    this.reconciler = new Reconciler({
       target,
+      client: this.client,
       keys,
       watch: config.watch,
       partitions: config.partitions,
       logger,
       nodeOfSlot: (slot) => this.subscriber.nodeOfSlot(slot),
-      markDirty: (p, key) => this.writer.add(p, key, 'repair'),
+      owned: () => this.ownedPartitions(),
+      ratePerSecond: config.reconcileRate,
+      graceMs: config.reconcileGraceMs,
+      redisNow: () => Date.now() + clockOffsetMs,
+      markDirty: (p, key, event) => this.writer.add(p, key, event),
+      onDivergent: (d) => logger.warn('divergent key: its newest ticket is not what Redis holds', { partition: d.partition, key: printableKey(d.key), indexedSeq: d.indexed?.seq ?? null, exists: d.digest !== '' }),
     });
-    const sentAt = Date.now();
-    const [seconds, micros] = await this.client.time();
-    this.clockOffsetMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - (sentAt + Date.now()) / 2;
     this.subscriber = new KeyspaceSubscriber({
       target,
       client: this.client,
@@ -223,35 +238,42 @@ export class GeneratorWorker {
       logger,
       onEvent: (key, event) => this.onEvent(key, event),
     });
+    this.coverage = new Coverage({
+      workerId: this.id,
+      keys,
+      partitions: config.partitions,
+      leaseTtlMs: config.leaseTtlMs,
+      backfill: config.backfill,
+      client: this.client,
+      subscriber: this.subscriber,
+      reconciler: this.reconciler,
+      logger,
+      clockOffsetMs,
+      held: () => this.leases.held.keys(),
+      markDirty: (p, key, event, at) => this.writer.add(p, key, event, at),
+    });
 
     this.control = this.client.duplicate();
     this.control.on('error', (err: Error) => logger.debug('redis error (control)', { err: err.message }));
     this.control.on('message', (channel: string, message: string) => {
-      if (channel === keys.gapsChannel()) this.onGapNotice(message);
+      if (channel === keys.gapsChannel()) this.coverage.gapNotice(message);
       else void this.onControl(message);
     });
     await this.control.subscribe(keys.controlChannel(this.id), keys.gapsChannel());
 
-    this.subscriber.on('dropped', (node: string) => {
-      this.stats.redisReconnects++;
-      // The partitions held now are the ones this worker must repair, even if it loses them meanwhile.
-      const held = this.partitionsOn(node);
-      this.heldWhenDropped.set(node, new Set([...(this.heldWhenDropped.get(node) ?? []), ...held]));
-    });
-    this.subscriber.on('confirmed', (node: string, gapSince: number | null) => {
-      if (gapSince !== null) this.onSubscriptionGap(node, gapSince);
-    });
+    this.subscriber.on('dropped', () => this.stats.redisReconnects++);
     await this.subscriber.start();
     if (config.httpPort !== null) this.http = await startHttpServer(this, config.httpPort, logger);
     await this.client.hset(keys.memberInfo(), this.id, JSON.stringify({ host: hostname(), pid: process.pid, startedAt: Date.now(), httpPort: this.http?.port ?? null }));
     this.leases.start();
     this.tickets.start();
+    this.reconciler.start();
     await this.balance();
     this.timers.push(
       setInterval(() => void this.balance(), Math.min(BALANCE_INTERVAL_MS, config.renewIntervalMs)),
       setInterval(() => {
         this.reader.sweep();
-        this.shadow.prune(Date.now());
+        this.coverage.prune();
       }, SWEEP_INTERVAL_MS),
     );
     this.started = true;
@@ -263,62 +285,7 @@ export class GeneratorWorker {
     if (this.keys.isOwn(key)) return;
     const partition = partitionOfSlot(keySlot(key), this.config.partitions);
     if (this.forwarding[partition] === 1) this.writer.add(partition, key, event.toString('latin1'));
-    else this.shadow.add(partition, key, event.toString('latin1'), Date.now());
-  }
-
-  /**
-   * Nobody forwarded the partition between `from` and `to` (Redis ms): replay what this
-   * worker heard meanwhile when it heard everything, else repair by a scan.
-   */
-  private repairGap(partition: number, from: number, to: number): void {
-    void this.client.publish(this.keys.gapsChannel(), encodeGap({ partition, from, to, by: this.id })).catch(() => undefined);
-    if (!this.replayShadow(partition, from, to)) this.repairer.request(partition, to - from + CLOCK_MARGIN_MS);
-  }
-
-  /** Appends what this worker heard of a partition since `from`; false when it did not hear everything. */
-  private replayShadow(partition: number, from: number, to: number): boolean {
-    const sinceLocal = from - this.clockOffsetMs - CLOCK_MARGIN_MS;
-    const { first, last } = slotRangeOfPartition(partition, this.config.partitions);
-    const heard = this.subscriber.coveredSince(first, last) <= sinceLocal ? this.shadow.take(partition, sinceLocal) : null;
-    if (heard === null) {
-      this.shadow.drop(partition);
-      return false;
-    }
-    for (const k of heard) this.writer.add(partition, k.key, k.event, k.at);
-    this.stats.gapsReplayed++;
-    this.stats.keysReplayed += heard.length;
-    this.logger.info('gap replayed from the shadow buffer', { partition, gapMs: to - from, keys: heard.length });
-    return true;
-  }
-
-  /** Another worker took a partition over from an expired lease: replay what this one heard. */
-  private onGapNotice(message: string): void {
-    const gap = parseGap(message, this.config.partitions);
-    if (!gap) {
-      this.logger.warn('ignored a malformed gap notice', { raw: message.slice(0, 200) });
-      return;
-    }
-    if (gap.by === this.id || this.leases.held.has(gap.partition)) return;
-    this.replayShadow(gap.partition, gap.from, gap.to);
-  }
-
-  /** Held partitions with a slot on the node. */
-  private partitionsOn(node: string): number[] {
-    return [...this.leases.held.keys()].filter((p) => {
-      const { first, last } = slotRangeOfPartition(p, this.config.partitions);
-      for (let s = first; s <= last; s++) if (this.subscriber.nodeOfSlot(s) === node) return true;
-      return false;
-    });
-  }
-
-  /** A subscription was down: the partitions held on that node, then or now, missed its events. */
-  private onSubscriptionGap(node: string, since: number): void {
-    // Events of other partitions on that node were missed too: the shadow buffer is incomplete.
-    this.shadow.reset(Date.now());
-    const gapMs = Date.now() - since + CLOCK_MARGIN_MS;
-    const affected = new Set([...(this.heldWhenDropped.get(node) ?? []), ...this.partitionsOn(node)]);
-    this.heldWhenDropped.delete(node);
-    for (const p of affected) this.repairer.request(p, gapMs);
+    else this.coverage.heard(partition, key, event.toString('latin1'));
   }
 
   private balance(): Promise<void> {
@@ -374,14 +341,14 @@ export class GeneratorWorker {
       if (!got) return;
       this.startForwarding(partition, got.previousOwner, got.token, 'acquired');
       if (got.previousOwner !== null && got.previousOwner !== id) this.stats.takeovers++;
-      if (got.previouslyCovered >= 0 && got.previouslyCovered < got.now) this.repairGap(partition, got.previouslyCovered, got.now);
-      else this.shadow.drop(partition);
+      this.coverage.acquired(partition, got);
     } else if (lease.offer === id) {
+      const sentAt = Date.now();
       const got = await leases.takeOver(partition, lease.owner);
       if (!got) return;
       this.startForwarding(partition, lease.owner, got.token, 'taken-over');
       this.stats.handovers++;
-      this.shadow.drop(partition);
+      this.coverage.takenOver(partition, sentAt);
       await this.client.publish(this.keys.controlChannel(lease.owner), encodeDisconnect({ partition, token: got.token, owner: id }));
     }
   }
@@ -452,7 +419,7 @@ export class GeneratorWorker {
     await this.balancing;
     this.logger.info('stopping', { owned: this.leases.held.size });
     await this.subscriber.stop();
-    await this.repairer.close();
+    await this.reconciler.close();
     await this.writer.drain();
     this.reader.sweep();
     await this.reader.idle();

@@ -39,9 +39,10 @@ const worker = new Worker<{ k: string; e: string; t: number }>(
     const key = Buffer.from(job.data.k, 'base64');
     // Taken before the read, like the cluster's seq: a larger one read later in this one process.
     const order = `${Date.now()}-${seq++}`;
-    const { type, value } = formatValue(await scripts.readValue(key));
+    const read = await scripts.readValue(key);
+    const { type, value } = formatValue(read);
     const slot = keySlot(key);
-    await sink.write([{ id: nanoid(), key, event: job.data.e, type, value, seq: order, partition: partitionOfSlot(slot, 271), slot, worker: 'baseline', dirtyAt: job.data.t, createdAt: Date.now() }]);
+    await sink.write([{ id: nanoid(), key, event: job.data.e, type, value, digest: read.digest, seq: order, partition: partitionOfSlot(slot, 271), slot, worker: 'baseline', dirtyAt: job.data.t, createdAt: Date.now() }]);
   },
   { connection, prefix: keys.queuePrefix(), concurrency: 8 },
 );

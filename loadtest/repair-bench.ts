@@ -1,61 +1,104 @@
 /**
- * `npm run bench:repair`: what a gap repair by scan costs. Fills the cluster with N
- * watched keys, lets them age, changes 1 % of them (the writes of a gap nobody heard),
- * then repairs every partition over that gap and reports the time per partition and the
- * keys marked beyond those that changed (the extra tickets the repair causes).
+ * `npm run bench:repair`: what exact repair and reconciliation cost. Fills the cluster with N
+ * watched keys and their ticket index (as ticket jobs would have written it), measures the
+ * index's memory per key, changes 1 % and deletes 0.5 % of the keys behind the workers' back,
+ * then repairs every partition (unpaced) and reports the rate and the keys marked beyond
+ * those that changed. With --rate R it also runs one paced reconciliation pass at R keys/s
+ * and reports its duration and this process's CPU time.
  *
- * node loadtest/repair-bench.js [--keys 10000,100000]
+ * node loadtest/repair-bench.js [--keys 100000,1000000] [--rate 2000]
  */
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../lib/config.js';
-import { GapRepairer } from '../lib/gap-repair.js';
 import { Keys } from '../lib/keys.js';
 import { startLocalRedis, type LocalRedis } from '../lib/local-redis.js';
 import { silentLogger } from '../lib/logger.js';
+import { Reconciler } from '../lib/reconciler.js';
 import { connect, detectTarget, masters, slotNodes } from '../lib/redis.js';
+import { Scripts } from '../lib/scripts.js';
+import { keySlot, partitionOfSlot } from '../lib/slots.js';
 
-const { values: a } = parseArgs({ options: { keys: { type: 'string', default: '10000,100000' } }, strict: true });
+const { values: a } = parseArgs({ options: { keys: { type: 'string', default: '10000,100000' }, rate: { type: 'string' } }, strict: true });
 const sizes = a.keys!.split(',').map(Number);
 if (sizes.some((n) => !Number.isInteger(n) || n < 100)) throw new Error(`--keys: '${a.keys}' must be whole numbers of at least 100, comma-separated`);
+const rate = a.rate === undefined ? 0 : Number(a.rate);
+if (!Number.isInteger(rate) || rate < 0) throw new Error(`--rate: '${a.rate}' must be a whole number of keys per second`);
 
 const local: LocalRedis | undefined = process.env.TG_REDIS_URL ? undefined : await startLocalRedis({ mode: 'cluster' });
 const url = process.env.TG_REDIS_URL ?? local!.url;
 const target = await detectTarget(loadConfig({ TG_REDIS_URL: url }, []).redis);
 const redis = connect(target);
 const slotNode = slotNodes(await masters(redis, target));
-const GAP_MS = 3000;
+const all = Array.from({ length: 271 }, (_, p) => p);
+const PAGE = 5000;
+
+function reconciler(prefix: string, onMark: () => void, ratePerSecond = 0): Reconciler {
+  return new Reconciler({
+    target,
+    client: redis,
+    keys: new Keys(prefix),
+    watch: `${prefix}-k:*`,
+    partitions: 271,
+    logger: silentLogger(),
+    nodeOfSlot: (s) => slotNode[s],
+    owned: () => all,
+    ratePerSecond,
+    graceMs: 0,
+    redisNow: () => Date.now(),
+    markDirty: onMark,
+  });
+}
 
 try {
   for (const n of sizes) {
     const prefix = `rb${n}`;
-    for (let i = 0; i < n; i += 5000) await Promise.all(Array.from({ length: Math.min(5000, n - i) }, (_, j) => redis.set(`${prefix}-k:${i + j}`, 'old')));
-    // Idle time has one-second resolution: age the keys well past the gap and the margin.
-    const ageDeadline = Date.now() + 60000;
-    while (((await redis.object('IDLETIME', `${prefix}-k:${n - 1}`)) as number) < 7) {
-      if (Date.now() > ageDeadline) throw new Error('keys did not age within 60 s');
-      await new Promise((r) => setTimeout(r, 250));
+    const keys = new Keys(prefix);
+    const scripts = new Scripts(redis, keys);
+    const name = (i: number) => `${prefix}-k:${i}`;
+    for (let i = 0; i < n; i += PAGE) {
+      const page = Array.from({ length: Math.min(PAGE, n - i) }, (_, j) => Buffer.from(name(i + j)));
+      await Promise.all(page.map((k) => redis.set(k, `value-${k.toString()}`)));
+      const digests = await Promise.all(page.map((k) => scripts.readValue(k)));
+      const seq = `${Date.now()}-0`;
+      const byPartition = new Map<number, { partition: number; key: Buffer; seq: string; digest: string }[]>();
+      page.forEach((key, j) => {
+        const partition = partitionOfSlot(keySlot(key), 271);
+        byPartition.set(partition, [...(byPartition.get(partition) ?? []), { partition, key, seq, digest: digests[j]!.digest }]);
+      });
+      await Promise.all([...byPartition.values()].map((entries) => scripts.recordTickets(entries)));
     }
+    let indexBytes = 0;
+    for (const p of all) indexBytes += Number((await redis.memory('USAGE', keys.index(p), 'SAMPLES', '0')) ?? 0);
+
     const changed = Math.floor(n / 100);
-    await Promise.all(Array.from({ length: changed }, (_, i) => redis.set(`${prefix}-k:${i * 100}`, 'new')));
+    const deleted = Math.floor(n / 200);
+    await Promise.all(Array.from({ length: changed }, (_, i) => redis.set(name(i * 100), 'new')));
+    await Promise.all(Array.from({ length: deleted }, (_, i) => redis.del(name(i * 200 + 50))));
     let marked = 0;
-    const repairer = new GapRepairer({
-      target,
-      keys: new Keys(prefix),
-      watch: `${prefix}-k:*`,
-      partitions: 271,
-      logger: silentLogger(),
-      nodeOfSlot: (s) => slotNode[s],
-      markDirty: () => marked++,
-    });
+    const repair = reconciler(prefix, () => marked++);
     const t0 = performance.now();
-    for (let p = 0; p < 271; p++) repairer.request(p, GAP_MS);
-    await repairer.close();
+    for (const p of all) repair.request(p, 'repair');
+    await repair.close();
     const ms = performance.now() - t0;
     process.stdout.write(
-      `${n} keys: repaired 271 partitions in ${ms.toFixed(0)} ms (${(ms / 271).toFixed(2)} ms per partition, ${repairer.stats.keysScanned} keys scanned); ` +
-        `${changed} changed in the gap, ${marked} marked, ${marked - changed} extra tickets\n`,
+      `${n} keys: index ${(indexBytes / n).toFixed(1)} bytes per key (${(indexBytes / 1048576).toFixed(1)} MiB); ` +
+        `exact repair of 271 partitions in ${(ms / 1000).toFixed(1)} s (${Math.round((repair.stats.keysCompared / ms) * 1000)} keys/s compared); ` +
+        `${changed + deleted} changed or deleted behind its back, ${marked} marked, ${marked - changed - deleted} extra\n`,
     );
-    for (let i = 0; i < n; i += 5000) await Promise.all(Array.from({ length: Math.min(5000, n - i) }, (_, j) => redis.del(`${prefix}-k:${i + j}`)));
+    if (rate > 0) {
+      let divergent = 0;
+      const paced = reconciler(prefix, () => divergent++, rate);
+      const cpu0 = process.cpuUsage();
+      const p0 = performance.now();
+      await paced.reconcileOnce(all);
+      const passMs = performance.now() - p0;
+      const cpu = process.cpuUsage(cpu0);
+      process.stdout.write(
+        `${n} keys: one reconciliation pass at ${rate} keys/s took ${(passMs / 1000).toFixed(0)} s, worker CPU ${((cpu.user + cpu.system) / 1000 / (passMs / 1000)).toFixed(1)} ms/s, ${divergent} divergent\n`,
+      );
+    }
+    for (let i = 0; i < n; i += PAGE) await Promise.all(Array.from({ length: Math.min(PAGE, n - i) }, (_, j) => redis.del(name(i + j))));
+    for (const p of all) await redis.del(keys.index(p));
   }
 } finally {
   await redis.quit();

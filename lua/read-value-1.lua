@@ -1,30 +1,23 @@
 --[[
-  Read a key's type and value in one atomic step, so the type cannot change between the
-  two (a ticket never pairs a type with another type's value).
+  Read a key's type, value and digest in one atomic step, so the type cannot change between
+  the reads and the digest (written to the ticket index) describes exactly the value the
+  ticket carries.
 
   Input:
     KEYS[1] the watched key
 
   Output:
-    {type}                       the key does not exist ('none')
-    {'string', value}
-    {'hash'|'list'|'set'|'zset', flat array}   HGETALL, LRANGE 0 -1, SMEMBERS, ZRANGE WITHSCORES
-    {'stream', flat array}       id, field, value, field, value, ... per entry, each entry
-                                 as {id, {fields}}
-    {other}                      a type this script does not read (a module type)
+    {type, digest}               the key does not exist ('none', digest '') or has a type
+                                 this script does not read (a module type)
+    {type, digest, value}        string: the value; hash, list, set, zset: the flat reply of
+                                 HGETALL, LRANGE 0 -1, SMEMBERS, ZRANGE WITHSCORES; stream:
+                                 XRANGE (each entry {id, {fields}})
 ]]
-local kind = redis.call('TYPE', KEYS[1])['ok']
-if kind == 'string' then
-  return {kind, redis.call('GET', KEYS[1])}
-elseif kind == 'hash' then
-  return {kind, redis.call('HGETALL', KEYS[1])}
-elseif kind == 'list' then
-  return {kind, redis.call('LRANGE', KEYS[1], 0, -1)}
-elseif kind == 'set' then
-  return {kind, redis.call('SMEMBERS', KEYS[1])}
-elseif kind == 'zset' then
-  return {kind, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')}
-elseif kind == 'stream' then
-  return {kind, redis.call('XRANGE', KEYS[1], '-', '+')}
+--- @include "read-value"
+--- @include "value-digest"
+local kind, value = readValue(KEYS[1])
+local digest = valueDigest(kind, value)
+if value == nil then
+  return {kind, digest}
 end
-return {kind}
+return {kind, digest, value}

@@ -1,5 +1,5 @@
 --[[
-  Renew a held lease and move the partition's coverage mark to now.
+  Renew a held lease and move the partition's coverage mark up to what the owner heard.
 
   Input:
     KEYS[1] lease key
@@ -7,6 +7,8 @@
     ARGV[1] worker id
     ARGV[2] fencing token the worker holds
     ARGV[3] lease ttl in ms
+    ARGV[4] Redis ms up to which the owner heard every event of the partition (its
+            listeners' last answered PING): the mark never claims more than that
 
   Output:
     now   Redis time (ms) of the renewal
@@ -20,5 +22,5 @@ end
 
 local now = redisNow()
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('HSET', KEYS[2], 'at', now, 'owner', ARGV[1])
+redis.call('HSET', KEYS[2], 'at', math.min(now, tonumber(ARGV[4])), 'owner', ARGV[1])
 return now

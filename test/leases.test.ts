@@ -35,10 +35,10 @@ for (const mode of ['standalone', 'cluster'] as const) {
       expect(await scripts.offerLease(9, 'A', a!.token, 'B')).to.equal(true);
       const b = await scripts.takeOverLease(9, 'B', 'A', 10000);
       expect(b!.token).to.equal(a!.token + 1);
-      expect(await scripts.renewLease(9, 'A', a!.token, 10000)).to.equal(null);
+      expect(await scripts.renewLease(9, 'A', a!.token, 10000, Date.now())).to.equal(null);
       expect(await scripts.releaseLease(9, 'A', a!.token)).to.equal(false);
       expect(await scripts.offerLease(9, 'A', a!.token, 'C')).to.equal(false);
-      expect(await scripts.renewLease(9, 'B', b!.token, 10000)).to.be.a('number');
+      expect(await scripts.renewLease(9, 'B', b!.token, 10000, Date.now())).to.be.a('number');
       expect(await redis.hget(keys.lease(9), 'owner')).to.equal('B');
     });
 
@@ -54,7 +54,7 @@ for (const mode of ['standalone', 'cluster'] as const) {
 
     it('lets a lease expire in Redis time, and keeps the coverage mark of the last renewal', async () => {
       const a = await scripts.acquireLease(1, 'A', 200);
-      const renewedAt = await scripts.renewLease(1, 'A', a!.token, 200);
+      const renewedAt = await scripts.renewLease(1, 'A', a!.token, 200, Number.MAX_SAFE_INTEGER);
       let b = null;
       const deadline = Date.now() + 5000;
       while (!b && Date.now() < deadline) b = await scripts.acquireLease(1, 'B', 10000);
@@ -62,6 +62,14 @@ for (const mode of ['standalone', 'cluster'] as const) {
       expect(b!.previouslyCovered).to.equal(renewedAt);
       expect(b!.previousOwner).to.equal('A');
       expect(b!.token).to.equal(a!.token + 1);
+    });
+
+    it('moves the coverage mark no later than what the owner heard', async () => {
+      const a = await scripts.acquireLease(2, 'A', 10000);
+      const heard = a!.now - 700;
+      const renewedAt = await scripts.renewLease(2, 'A', a!.token, 10000, heard);
+      expect(renewedAt).to.be.at.least(a!.now);
+      expect(Number(await redis.hget(keys.covered(2), 'at'))).to.equal(heard);
     });
 
     it('records heartbeats and drops silent members', async () => {

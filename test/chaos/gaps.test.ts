@@ -90,7 +90,7 @@ describe('gap repair under chaos', function () {
       await waitFor(() => load.writes() > 4000, { timeoutMs: 20000, what: 'load after the kill' });
       await load.stop();
       await waitForFinal(redis, prefix, expected, 60000);
-      const repairs = procs.flatMap((w) => w.logs.filter((l) => l.message === 'gap repaired'));
+      const repairs = procs.flatMap((w) => w.logs.filter((l) => l.message === 'partitions compared with the ticket index'));
       expect(killed).to.be.at.least(2);
       expect(repairs.length).to.be.greaterThan(0);
       measured(`subscriber kill: ${killed} connections cut, ${load.writes()} writes + ${markers.length} unheard markers, 0 lost; repair marked ${repairs.reduce((n, l) => n + Number(l.keysMarked), 0)} keys in ${repairs.map((l) => l.ms).join('+')} ms`);
@@ -122,7 +122,7 @@ describe('gap repair under chaos', function () {
       await waitFor(() => load.writes() > 3000, { timeoutMs: 30000, what: 'load after the restart' });
       await load.stop();
       await waitForFinal(redis, prefix, expected, 60000);
-      const repairs = procs.flatMap((w) => w.logs.filter((l) => l.message === 'gap repaired'));
+      const repairs = procs.flatMap((w) => w.logs.filter((l) => l.message === 'partitions compared with the ticket index'));
       expect(repairs.length).to.be.greaterThan(0);
       measured(`Redis restart: ${load.writes()} writes + ${markers.length} markers, 0 lost; repairs marked ${repairs.reduce((n, l) => n + Number(l.keysMarked), 0)} keys`);
       await stopWorkers(procs);

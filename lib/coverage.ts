@@ -1,0 +1,155 @@
+/**
+ * What a worker heard, and what it repairs where it did not hear. Every window in which
+ * nobody may have forwarded a partition's events (a crashed owner, a dropped subscriber
+ * connection, a master that failed over, every worker down) ends in an exact repair of the
+ * partition (lib/reconciler.ts), which compares Redis with the ticket index. Before it, the
+ * shadow buffer replays a crashed owner's window from what this worker heard of it, a fast
+ * path that the correctness never depends on.
+ *
+ * The coverage mark a lease renewal writes is never later than what the partition's
+ * listeners heard (their last answered PING), so a lagging or cut listener never claims a
+ * window it did not hear.
+ */
+import type { Keys } from './keys.js';
+import { encodeGap, parseGap } from './control.js';
+import type { KeyspaceSubscriber } from './keyspace-subscriber.js';
+import type { Logger } from './logger.js';
+import type { Reconciler } from './reconciler.js';
+import type { RedisClient } from './redis.js';
+import type { Acquired } from './scripts.js';
+import { ShadowBuffer } from './shadow-buffer.js';
+import { slotRangeOfPartition } from './slots.js';
+
+/** Allowance for the difference between this machine's clock and Redis's. */
+const CLOCK_MARGIN_MS = 1000;
+
+/** Most keys the shadow buffer holds before it starts afresh. */
+const SHADOW_MAX_KEYS = 500_000;
+
+export interface CoverageOptions {
+  workerId: string;
+  keys: Keys;
+  partitions: number;
+  leaseTtlMs: number;
+  /** Ticket every existing key of a partition covered for the first time. */
+  backfill: boolean;
+  client: RedisClient;
+  subscriber: KeyspaceSubscriber;
+  reconciler: Reconciler;
+  logger: Logger;
+  /** Redis time minus local time, ms. */
+  clockOffsetMs: number;
+  /** Partitions this worker holds now. */
+  held: () => Iterable<number>;
+  markDirty: (partition: number, key: Buffer, event: string, at: number) => void;
+}
+
+export class Coverage {
+  private readonly shadow: ShadowBuffer;
+  /** Per master whose subscription dropped: the partitions this worker held on it then. */
+  private readonly heldWhenDropped = new Map<string, Set<number>>();
+  readonly stats = { gapsReplayed: 0, keysReplayed: 0 };
+
+  constructor(private readonly opts: CoverageOptions) {
+    this.shadow = new ShadowBuffer(2 * opts.leaseTtlMs + 5000, SHADOW_MAX_KEYS, Date.now());
+    opts.subscriber.on('dropped', (node: string) => {
+      // The partitions held now are the ones this worker must repair, even if it loses them meanwhile.
+      const held = this.partitionsOn(node);
+      this.heldWhenDropped.set(node, new Set([...(this.heldWhenDropped.get(node) ?? []), ...held]));
+    });
+    opts.subscriber.on('confirmed', (node: string, gapSince: number | null, appeared: boolean) => {
+      if (gapSince !== null) this.subscriptionGap(node, gapSince, appeared);
+    });
+  }
+
+  /** An event of a partition this worker does not forward. */
+  heard(partition: number, key: Buffer, event: string): void {
+    this.shadow.add(partition, key, event, Date.now());
+  }
+
+  /** Forgets what is older than the shadow window. */
+  prune(): void {
+    this.shadow.prune(Date.now());
+  }
+
+  /** Redis ms up to which this worker heard every event of the partition. */
+  coverageMark(partition: number): number {
+    const { first, last } = slotRangeOfPartition(partition, this.opts.partitions);
+    return this.opts.subscriber.heardUpTo(first, last) + this.opts.clockOffsetMs;
+  }
+
+  /** Seconds since each master's listener last proved it had heard everything. */
+  lag(now = Date.now()): { node: string; seconds: number }[] {
+    return this.opts.subscriber.status().map((n) => ({ node: n.node, seconds: n.heardAt > 0 ? Math.max(0, now - n.heardAt) / 1000 : Infinity }));
+  }
+
+  /** A partition acquired from a free lease: repair the window since its last coverage. */
+  acquired(partition: number, got: Acquired): void {
+    if (got.previouslyCovered < 0) {
+      this.shadow.drop(partition);
+      this.opts.reconciler.request(partition, this.opts.backfill ? 'backfill' : 'adopt');
+      return;
+    }
+    if (got.previouslyCovered >= got.now) return;
+    const gap = { partition, from: got.previouslyCovered, to: got.now, by: this.opts.workerId };
+    void this.opts.client.publish(this.opts.keys.gapsChannel(), encodeGap(gap)).catch(() => undefined);
+    this.replay(partition, gap.from - this.opts.clockOffsetMs - CLOCK_MARGIN_MS);
+    this.opts.reconciler.request(partition, 'repair', gap.from);
+  }
+
+  /**
+   * A partition taken over from a live owner at `sentAt` (local ms): what this worker heard of
+   * it since, before it forwarded, is appended too (the old owner may have stopped already).
+   */
+  takenOver(partition: number, sentAt: number): void {
+    this.replay(partition, sentAt - CLOCK_MARGIN_MS);
+  }
+
+  /** Another worker announced a crashed owner's window: append what this worker heard of it. */
+  gapNotice(message: string): void {
+    const gap = parseGap(message, this.opts.partitions);
+    if (!gap) {
+      this.opts.logger.warn('ignored a malformed gap notice', { raw: message.slice(0, 200) });
+      return;
+    }
+    if (gap.by === this.opts.workerId || [...this.opts.held()].includes(gap.partition)) return;
+    this.replay(gap.partition, gap.from - this.opts.clockOffsetMs - CLOCK_MARGIN_MS);
+  }
+
+  /** Appends what this worker heard of a partition since `since` (local ms), when it heard all of it. */
+  private replay(partition: number, since: number): void {
+    const { first, last } = slotRangeOfPartition(partition, this.opts.partitions);
+    const heard = this.opts.subscriber.coveredSince(first, last) <= since ? this.shadow.take(partition, since) : null;
+    if (heard === null) {
+      this.shadow.drop(partition);
+      return;
+    }
+    for (const k of heard) this.opts.markDirty(partition, k.key, k.event, k.at);
+    this.stats.gapsReplayed++;
+    this.stats.keysReplayed += heard.length;
+    this.opts.logger.info('gap replayed from the shadow buffer', { partition, sinceMs: Date.now() - since, keys: heard.length });
+  }
+
+  /** Held partitions with a slot on the node. */
+  private partitionsOn(node: string): number[] {
+    return [...this.opts.held()].filter((p) => {
+      const { first, last } = slotRangeOfPartition(p, this.opts.partitions);
+      for (let s = first; s <= last; s++) if (this.opts.subscriber.nodeOfSlot(s) === node) return true;
+      return false;
+    });
+  }
+
+  /**
+   * A subscription was down (or a master is new): the partitions held on that node, then or
+   * now, missed its events. A new master may also have lost writes to the queue, the dirty
+   * streams or the sink it now serves: every held partition is compared then.
+   */
+  private subscriptionGap(node: string, since: number, appeared: boolean): void {
+    // Events of other partitions on that node were missed too: the shadow buffer is incomplete.
+    this.shadow.reset(Date.now());
+    const affected = new Set([...(this.heldWhenDropped.get(node) ?? []), ...(appeared ? this.opts.held() : this.partitionsOn(node))]);
+    this.heldWhenDropped.delete(node);
+    this.opts.logger.info('repairing an unheard window', { node, unheardMs: Date.now() - since, partitions: affected.size, newMaster: appeared });
+    for (const p of affected) this.opts.reconciler.request(p, 'repair', since + this.opts.clockOffsetMs);
+  }
+}

@@ -1,0 +1,470 @@
+/**
+ * Exact repair and reconciliation: compares what Redis holds with what the tickets say (the
+ * ticket index) and marks dirty every watched key whose newest ticket is not its value:
+ * changed keys, keys the index lacks, and indexed keys that are gone (they get their
+ * deletion ticket). Nothing here guesses from access times, so it holds during a BGSAVE,
+ * under LFU policies, with CLIENT NO-TOUCH, and after a failover that reverted writes.
+ *
+ * A pass over partitions goes two ways, in bounded batches: forward, the keys Redis lists
+ * for the partitions' slots (CLUSTER GETKEYSINSLOT on the node serving each slot; one SCAN
+ * when standalone) looked up in the index, the unknown ones digested; backward, the index
+ * (HSCAN) with the digest of what each indexed key holds now. Digests are computed by Redis
+ * (lua/digest-keys.lua), so values never travel.
+ *
+ * Modes: 'repair' after a window nobody heard (marks every difference at once), 'backfill'
+ * for a partition covered the first time (the same: every existing key gets a ticket),
+ * 'adopt' for a first coverage without backfill (keys the index lacks are recorded as they
+ * are, without a ticket, stamped with the Redis time of adoption: a repair of a window that
+ * began before that stamp trusts no such entry, as the value adopted may be the window's
+ * unheard change), and 'reconcile', the continuous pass at a bounded rate: a
+ * difference counts as divergent only if it still stands, unchanged, after a grace period
+ * (a key whose ticket is merely in flight changes its index entry meanwhile).
+ */
+import type { Redis } from 'ioredis';
+import { globMatcher } from './glob.js';
+import type { Keys } from './keys.js';
+import type { Logger } from './logger.js';
+import { connectNode, type RedisClient, type RedisTarget } from './redis.js';
+import { Scripts } from './scripts.js';
+import { keySlot, partitionOfSlot, slotRangeOfPartition } from './slots.js';
+import { adoptedAt, adoptedSeq, needsTicket, seqMs, TicketIndex, type IndexEntry } from './ticket-index.js';
+
+export type PassMode = 'repair' | 'backfill' | 'adopt' | 'reconcile';
+
+/** Keys a batch compares; also the pace's unit. */
+const BATCH = 500;
+
+/** Tombstones older than this are forgotten: no ticket job lives that long. */
+export const TOMBSTONE_RETENTION_MS = 3_600_000;
+
+/** Most differences waiting for their grace period; past it they are marked at once. */
+const MAX_CANDIDATES = 100_000;
+
+export interface Divergence {
+  partition: number;
+  key: Buffer;
+  /** What the index says (undefined: nothing), and the digest of what Redis holds ('' gone). */
+  indexed: IndexEntry | undefined;
+  digest: string;
+}
+
+export interface ReconcilerOptions {
+  target: RedisTarget;
+  /** Command connection (cluster-aware): the index. */
+  client: RedisClient;
+  keys: Keys;
+  watch: string;
+  partitions: number;
+  logger: Logger;
+  /** The master serving a slot, as `host:port`. */
+  nodeOfSlot: (slot: number) => string | undefined;
+  /** Partitions the continuous pass goes over. */
+  owned: () => number[];
+  /** Keys per second of the continuous pass; 0: no continuous pass. */
+  ratePerSecond: number;
+  graceMs: number;
+  /** Redis time now, ms. */
+  redisNow: () => number;
+  /** A key needs a ticket (repair, backfill, or a divergence that stood its grace). */
+  markDirty: (partition: number, key: Buffer, event: string) => void;
+  /** A difference found by the continuous pass stood its grace period. */
+  onDivergent?: (d: Divergence) => void;
+}
+
+export interface ReconcileStats {
+  /** Requested passes done (repair, backfill, adopt). */
+  repairs: number;
+  /** Continuous passes over every owned partition completed. */
+  passes: number;
+  keysCompared: number;
+  keysMarked: number;
+  keysAdopted: number;
+  divergent: number;
+  tombstonesPruned: number;
+  /** Time spent in requested passes, ms. */
+  repairMs: number;
+}
+
+interface Request {
+  mode: Exclude<PassMode, 'reconcile'>;
+  since: number;
+}
+
+/** Adoptions this close before a window began are not trusted either (clocks of workers differ). */
+const ADOPTION_MARGIN_MS = 1000;
+
+interface Candidate extends Divergence {
+  due: number;
+}
+
+export class Reconciler {
+  private readonly index: TicketIndex;
+  private readonly matches: (key: Buffer) => boolean;
+  private readonly conns = new Map<string, { conn: Redis; scripts: Scripts }>();
+  /** Requested passes: partition -> mode (repair wins over adopt) and since when (Redis ms) nothing was heard. */
+  private requests = new Map<number, Request>();
+  private candidates: Candidate[] = [];
+  private running: Promise<void> | undefined;
+  private closed = false;
+  private wake: (() => void) | undefined;
+  /** Continuous pass: what is left of the current round, and the pace's start. */
+  private round: number[] = [];
+  private roundStarted = 0;
+  private paceFrom = 0;
+  private paced = 0;
+  readonly stats: ReconcileStats = { repairs: 0, passes: 0, keysCompared: 0, keysMarked: 0, keysAdopted: 0, divergent: 0, tombstonesPruned: 0, repairMs: 0 };
+
+  constructor(private readonly opts: ReconcilerOptions) {
+    this.index = new TicketIndex(opts.client, opts.keys);
+    this.matches = globMatcher(opts.watch);
+  }
+
+  /**
+   * Asks for a pass over a partition: after a window nobody heard since `since` (Redis ms), or
+   * a first coverage.
+   */
+  request(partition: number, mode: Request['mode'], since = Number.MAX_SAFE_INTEGER): void {
+    const had = this.requests.get(partition);
+    const next = had === undefined || had.mode === 'adopt' ? mode : had.mode;
+    this.requests.set(partition, { mode: next, since: Math.min(since, had?.since ?? since) });
+    this.start();
+  }
+
+  /** Whether requested passes are waiting or running for this partition. */
+  pending(partition: number): boolean {
+    return this.requests.has(partition);
+  }
+
+  /** Runs requested passes, and the continuous pass when a rate is set, until closed. */
+  start(): void {
+    if (this.closed) return;
+    this.running ??= this.loop().finally(() => (this.running = undefined));
+    this.wake?.();
+  }
+
+  /** Resolves when no requested pass is waiting (the continuous pass may go on). */
+  async idle(): Promise<void> {
+    while (this.requests.size > 0 && this.running) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  /** Finishes the requested passes (their marks may be all that is left of a gap), then stops. */
+  async close(): Promise<void> {
+    await this.idle();
+    this.closed = true;
+    this.wake?.();
+    await this.running;
+    for (const { conn } of this.conns.values()) conn.disconnect();
+    this.conns.clear();
+  }
+
+  /**
+   * One reconciliation of the given partitions, unpaced unless a rate is set, waiting out the
+   * grace period of what it found: for `tg reconcile`. Returns the divergences.
+   */
+  async reconcileOnce(partitions: readonly number[]): Promise<Divergence[]> {
+    const found: Divergence[] = [];
+    const onDivergent = this.opts.onDivergent;
+    this.opts.onDivergent = (d) => {
+      found.push(d);
+      onDivergent?.(d);
+    };
+    try {
+      await this.compare(partitions, 'reconcile');
+      while (this.candidates.length > 0) {
+        await sleep(Math.max(0, this.candidates[0]!.due - Date.now()));
+        await this.recheck(true);
+      }
+    } finally {
+      this.opts.onDivergent = onDivergent;
+      for (const { conn } of this.conns.values()) conn.disconnect();
+      this.conns.clear();
+    }
+    return found;
+  }
+
+  private async loop(): Promise<void> {
+    let failures = 0;
+    while (!this.closed) {
+      try {
+        if (this.requests.size > 0) await this.runRequests();
+        else if (this.opts.ratePerSecond > 0 && this.opts.owned().length > 0) await this.continuousStep();
+        else if (this.candidates.length > 0) await this.recheck(true);
+        else await new Promise<void>((r) => (this.wake = r));
+        failures = 0;
+      } catch (err) {
+        if (this.closed) break;
+        failures++;
+        this.opts.logger.warn('reconciliation failed; retrying', { err: String(err), requested: this.requests.size });
+        await sleep(Math.min(10_000, 500 * failures));
+      }
+    }
+  }
+
+  private async runRequests(): Promise<void> {
+    const batch = this.requests;
+    this.requests = new Map();
+    const started = Date.now();
+    const before = { ...this.stats };
+    const byMode = new Map<PassMode, { partitions: number[]; since: number }>();
+    for (const [p, { mode, since }] of batch) {
+      const group = byMode.get(mode) ?? { partitions: [], since };
+      group.partitions.push(p);
+      group.since = Math.min(group.since, since);
+      byMode.set(mode, group);
+    }
+    try {
+      for (const [mode, { partitions, since }] of byMode) await this.compare(partitions, mode, since);
+    } catch (err) {
+      for (const [p, r] of batch) this.request(p, r.mode, r.since);
+      throw err;
+    }
+    const ms = Date.now() - started;
+    this.stats.repairs += batch.size;
+    this.stats.repairMs += ms;
+    this.opts.logger.info('partitions compared with the ticket index', {
+      partitions: batch.size,
+      modes: [...byMode.keys()],
+      keysCompared: this.stats.keysCompared - before.keysCompared,
+      keysMarked: this.stats.keysMarked - before.keysMarked,
+      keysAdopted: this.stats.keysAdopted - before.keysAdopted,
+      ms,
+    });
+  }
+
+  /** One partition of the continuous pass (one SCAN of everything owned when standalone). */
+  private async continuousStep(): Promise<void> {
+    if (this.round.length === 0) {
+      if (this.roundStarted > 0) {
+        this.stats.passes++;
+        this.opts.logger.info('reconciliation pass done', { ms: Date.now() - this.roundStarted, divergent: this.stats.divergent });
+      }
+      this.round = this.opts.owned();
+      this.roundStarted = Date.now();
+    }
+    const owned = new Set(this.opts.owned());
+    const next = this.opts.target.cluster ? [this.round.shift()!] : this.round.splice(0);
+    const still = next.filter((p) => owned.has(p));
+    if (still.length > 0) await this.compare(still, 'reconcile');
+  }
+
+  /** Waits so the continuous pass keeps its rate; requested passes and due rechecks go first. */
+  private async pace(keys: number, mode: PassMode): Promise<void> {
+    if (mode !== 'reconcile' || this.opts.ratePerSecond <= 0) return;
+    if (this.closed) throw new Error('reconciler closed');
+    if (this.candidates.length > 0 && this.candidates[0]!.due <= Date.now()) await this.recheck(false);
+    if (this.requests.size > 0 && this.running) await this.runRequests();
+    const now = Date.now();
+    if (now - this.paceFrom > 10_000) {
+      this.paceFrom = now;
+      this.paced = 0;
+    }
+    this.paced += keys;
+    const ahead = this.paceFrom + (this.paced / this.opts.ratePerSecond) * 1000 - now;
+    if (ahead > 0) await sleep(ahead);
+  }
+
+  /**
+   * Compares partitions with the index, both ways, and acts on every difference by mode;
+   * entries adopted after `since` (Redis ms) count as unknown.
+   */
+  private async compare(partitions: readonly number[], mode: PassMode, since = Number.MAX_SAFE_INTEGER): Promise<void> {
+    const untrusted = (e: IndexEntry | undefined) => e === undefined || e.digest === '' || adoptedAt(e) >= since - ADOPTION_MARGIN_MS;
+    if (this.opts.target.cluster) {
+      for (const p of partitions) {
+        const { first, last } = slotRangeOfPartition(p, this.opts.partitions);
+        for (let slot = first; slot <= last; slot++) {
+          const keys = await this.keysInSlot(slot);
+          for (let i = 0; i < keys.length; i += BATCH) await this.forward(p, keys.slice(i, i + BATCH), mode, untrusted);
+        }
+        await this.backward(p, mode, untrusted);
+      }
+      return;
+    }
+    const wanted = new Set(partitions);
+    const { conn } = this.node(0);
+    let cursor = '0';
+    do {
+      const [next, keys] = (await conn.scanBuffer(cursor, 'MATCH', this.opts.watch, 'COUNT', BATCH)) as unknown as [Buffer, Buffer[]];
+      cursor = next.toString();
+      const byPartition = new Map<number, Buffer[]>();
+      for (const k of keys) {
+        const p = partitionOfSlot(keySlot(k), this.opts.partitions);
+        if (wanted.has(p)) byPartition.set(p, [...(byPartition.get(p) ?? []), k]);
+      }
+      for (const [p, group] of byPartition) await this.forward(p, group, mode, untrusted);
+    } while (cursor !== '0');
+    for (const p of partitions) await this.backward(p, mode, untrusted);
+  }
+
+  /** Keys Redis lists for a partition: those the index lacks, calls deleted or does not vouch for are compared. */
+  private async forward(partition: number, listed: readonly Buffer[], mode: PassMode, untrusted: (e: IndexEntry | undefined) => boolean): Promise<void> {
+    const keys = listed.filter((k) => !this.opts.keys.isOwn(k) && this.matches(k));
+    if (keys.length === 0) return;
+    const entries = await this.index.lookup(partition, keys);
+    const unknown: Buffer[] = [];
+    const unknownEntries: (IndexEntry | undefined)[] = [];
+    keys.forEach((k, i) => {
+      const e = entries[i];
+      if (untrusted(e)) {
+        unknown.push(k);
+        unknownEntries.push(e);
+      }
+    });
+    const digests = await this.digests(unknown);
+    // Known keys are compared by the backward half.
+    await this.act(partition, unknown, unknownEntries, digests, mode, untrusted);
+    await this.pace(keys.length, mode);
+  }
+
+  /** The index of a partition: every indexed key compared with what it holds now; old tombstones pruned. */
+  private async backward(partition: number, mode: PassMode, untrusted: (e: IndexEntry | undefined) => boolean): Promise<void> {
+    let cursor = '0';
+    do {
+      const page = await this.index.scan(partition, cursor, BATCH);
+      cursor = page.cursor;
+      const live = page.entries.filter(([, e]) => e.digest !== '');
+      const digests = await this.digests(live.map(([k]) => k));
+      await this.act(
+        partition,
+        live.map(([k]) => k),
+        live.map(([, e]) => e),
+        digests,
+        mode,
+        untrusted,
+      );
+      const cutoff = Date.now() - TOMBSTONE_RETENTION_MS;
+      const old = page.entries.filter(([, e]) => e.digest === '' && seqMs(e.seq) < cutoff).map(([k]) => k);
+      if (old.length > 0) this.stats.tombstonesPruned += await this.scripts().pruneTombstones(partition, cutoff, old);
+      await this.pace(page.entries.length, mode);
+    } while (cursor !== '0');
+  }
+
+  /** Acts on the comparison of keys with their index entries, by mode. */
+  private async act(
+    partition: number,
+    keys: readonly Buffer[],
+    entries: readonly (IndexEntry | undefined)[],
+    digests: readonly string[],
+    mode: PassMode,
+    untrusted: (e: IndexEntry | undefined) => boolean,
+  ): Promise<void> {
+    const adopt: Buffer[] = [];
+    const adoptDigests: string[] = [];
+    keys.forEach((key, i) => {
+      const entry = entries[i];
+      const digest = digests[i]!;
+      this.stats.keysCompared++;
+      // An entry adopted within the window may hold the window's unheard change: it gets its ticket.
+      const adoptedInWindow = mode === 'repair' && entry !== undefined && adoptedAt(entry) >= 0 && untrusted(entry);
+      if (!needsTicket(entry, digest) && !adoptedInWindow) return;
+      if (mode === 'adopt' && entry === undefined) {
+        adopt.push(key);
+        adoptDigests.push(digest);
+      } else if (mode === 'reconcile') {
+        if (this.candidates.length < MAX_CANDIDATES) this.candidates.push({ partition, key, indexed: entry, digest, due: Date.now() + this.opts.graceMs });
+        else this.diverged({ partition, key, indexed: entry, digest });
+      } else {
+        this.mark(partition, key, mode);
+      }
+    });
+    if (adopt.length > 0) {
+      const seq = adoptedSeq(this.opts.redisNow());
+      this.stats.keysAdopted += await this.scripts().recordTickets(adopt.map((key, i) => ({ partition, key, seq, digest: adoptDigests[i]! })));
+    }
+  }
+
+  private mark(partition: number, key: Buffer, event: string): void {
+    this.stats.keysMarked++;
+    this.opts.markDirty(partition, key, event);
+  }
+
+  private diverged(d: Divergence): void {
+    this.stats.divergent++;
+    this.opts.onDivergent?.(d);
+    this.mark(d.partition, d.key, 'reconcile');
+  }
+
+  /**
+   * Differences whose grace is over (all, when `all`): still the same index entry and the same
+   * value, and still different, they are divergent; otherwise a ticket was in flight.
+   */
+  private async recheck(all: boolean): Promise<void> {
+    const now = Date.now();
+    const cut = all ? this.candidates.length : this.candidates.findIndex((c) => c.due > now);
+    const due = this.candidates.splice(0, cut < 0 ? this.candidates.length : cut);
+    for (let i = 0; i < due.length; i += BATCH) {
+      const batch = due.slice(i, i + BATCH);
+      const digests = await this.digests(batch.map((c) => c.key));
+      const entries = await Promise.all(batch.map((c) => this.index.lookup(c.partition, [c.key]).then((e) => e[0])));
+      batch.forEach((c, j) => {
+        const entry = entries[j];
+        const same = entry?.seq === c.indexed?.seq && digests[j] === c.digest;
+        if (same && needsTicket(entry, digests[j]!)) this.diverged(c);
+      });
+    }
+  }
+
+  /** Digests of keys, computed by the node that holds them, one call per slot. */
+  private async digests(keys: readonly Buffer[]): Promise<string[]> {
+    if (keys.length === 0) return [];
+    if (!this.opts.target.cluster) return this.node(0).scripts.digestKeys(keys);
+    const bySlot = new Map<number, number[]>();
+    keys.forEach((k, i) => {
+      const slot = keySlot(k);
+      bySlot.set(slot, [...(bySlot.get(slot) ?? []), i]);
+    });
+    const out = new Array<string>(keys.length);
+    await Promise.all(
+      [...bySlot].map(async ([slot, at]) => {
+        const digests = await this.node(slot).scripts.digestKeys(at.map((i) => keys[i]!));
+        at.forEach((i, j) => (out[i] = digests[j]!));
+      }),
+    );
+    return out;
+  }
+
+  /**
+   * Every key of a slot. GETKEYSINSLOT has no cursor and keys keep arriving under load, so a
+   * count read first could cut some off: ask for more than there are until fewer come back.
+   */
+  private async keysInSlot(slot: number): Promise<Buffer[]> {
+    const { conn } = this.node(slot);
+    let want = (await conn.cluster('COUNTKEYSINSLOT', slot)) * 2 + 100;
+    for (;;) {
+      const keys = (await conn.callBuffer('CLUSTER', 'GETKEYSINSLOT', slot, want)) as Buffer[];
+      if (keys.length < want) return keys;
+      want *= 2;
+    }
+  }
+
+  /** Scripts on the command connection, for the index. */
+  private indexScripts: Scripts | undefined;
+  private scripts(): Scripts {
+    return (this.indexScripts ??= new Scripts(this.opts.client, this.opts.keys));
+  }
+
+  /** A connection to the master serving a slot, with the scripts on it. */
+  private node(slot: number): { conn: Redis; scripts: Scripts } {
+    const name = this.opts.nodeOfSlot(slot);
+    if (!name) throw new Error(`no master known for slot ${slot}`);
+    let n = this.conns.get(name);
+    if (!n) {
+      const at = name.lastIndexOf(':');
+      const conn = connectNode(this.opts.target, { host: name.slice(0, at), port: Number(name.slice(at + 1)) }, { maxRetriesPerRequest: 3, connectionName: 'tg-reconcile' });
+      conn.on('error', () => undefined);
+      n = { conn, scripts: new Scripts(conn, this.opts.keys) };
+      this.conns.set(name, n);
+    }
+    return n;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A key for logs: text when printable, else base64. */
+export function printableKey(key: Buffer): string {
+  const text = key.toString('utf8');
+  return /^[\x20-\x7e]*$/.test(text) ? text : `base64:${key.toString('base64')}`;
+}

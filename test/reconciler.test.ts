@@ -1,0 +1,120 @@
+/**
+ * Exact repair and reconciliation on real Redis, standalone and cluster: the ticket index
+ * against what Redis holds, whatever idle times or access policies say.
+ */
+import { expect } from 'chai';
+import { Keys } from '../lib/keys.js';
+import { loadConfig } from '../lib/config.js';
+import { silentLogger } from '../lib/logger.js';
+import { Reconciler, type Divergence } from '../lib/reconciler.js';
+import { connect, detectTarget, masters, slotNodes, type RedisClient } from '../lib/redis.js';
+import { Scripts } from '../lib/scripts.js';
+import { keySlot, partitionOfSlot } from '../lib/slots.js';
+import { needsTicket, parseIndexEntry, TicketIndex } from '../lib/ticket-index.js';
+import { clusterUrl, randomPrefix, standaloneUrl } from './helpers/redis.js';
+
+describe('ticket index entries', () => {
+  it('parses seq and digest, a tombstone has an empty digest', () => {
+    expect(parseIndexEntry('1700000000000-3 0123456789abcdef')).to.deep.equal({ seq: '1700000000000-3', digest: '0123456789abcdef' });
+    expect(parseIndexEntry(Buffer.from('1-0 '))).to.deep.equal({ seq: '1-0', digest: '' });
+    expect(parseIndexEntry(null)).to.equal(undefined);
+  });
+
+  it('asks for a ticket where the index and Redis differ, absent keys included', () => {
+    expect(needsTicket(undefined, '')).to.equal(false);
+    expect(needsTicket(undefined, 'ab')).to.equal(true);
+    expect(needsTicket({ seq: '1-0', digest: 'ab' }, 'ab')).to.equal(false);
+    expect(needsTicket({ seq: '1-0', digest: 'ab' }, '')).to.equal(true);
+    expect(needsTicket({ seq: '1-0', digest: '' }, '')).to.equal(false);
+    expect(needsTicket({ seq: '1-0', digest: '' }, 'ab')).to.equal(true);
+  });
+});
+
+for (const mode of ['standalone', 'cluster'] as const) {
+  describe(`reconciliation with the ticket index (${mode})`, function () {
+    this.timeout(60000);
+    const url = () => (mode === 'cluster' ? clusterUrl() : standaloneUrl());
+    let redis: RedisClient;
+    before(async () => {
+      redis = connect(await detectTarget(loadConfig({ TG_REDIS_URL: url() }, []).redis));
+    });
+    after(() => redis.quit());
+
+    async function reconciler(prefix: string, marked: Map<string, string>, graceMs = 0): Promise<Reconciler> {
+      const target = await detectTarget(loadConfig({ TG_REDIS_URL: url() }, []).redis);
+      const slotNode = slotNodes(await masters(redis, target));
+      return new Reconciler({
+        target,
+        client: redis,
+        keys: new Keys(prefix),
+        watch: `${prefix}-k:*`,
+        partitions: 271,
+        logger: silentLogger(),
+        nodeOfSlot: (s) => slotNode[s],
+        owned: () => [],
+        ratePerSecond: 0,
+        graceMs,
+        redisNow: () => Date.now(),
+        markDirty: (_p, key, event) => marked.set(key.toString(), event),
+      });
+    }
+    const all = Array.from({ length: 271 }, (_, p) => p);
+
+    it('adopts what Redis holds, then marks exactly what changed behind its back: rewrites, deletions, hash changes, new keys', async () => {
+      const prefix = randomPrefix();
+      const k = (name: string, i: number) => `${prefix}-k:${name}:${i}`;
+      for (let i = 0; i < 40; i++) {
+        await redis.set(k('s', i), `v${i}`);
+        await redis.hset(k('h', i), 'a', '1', 'b', String(i));
+      }
+      await redis.set(`${prefix}:own`, 'never compared');
+      await redis.set(`${prefix}-other`, 'not watched');
+      const marked = new Map<string, string>();
+      const r = await reconciler(prefix, marked);
+      for (const p of all) r.request(p, 'adopt');
+      await r.close();
+      expect(marked.size).to.equal(0);
+      expect(r.stats.keysAdopted).to.equal(80);
+
+      const want = new Set<string>();
+      for (let i = 0; i < 5; i++) {
+        await redis.set(k('s', i), `rewritten${i}`);
+        await redis.del(k('s', 10 + i));
+        await redis.hset(k('h', i), 'b', 'changed');
+        await redis.set(k('new', i), 'fresh');
+        [k('s', i), k('s', 10 + i), k('h', i), k('new', i)].forEach((x) => want.add(x));
+      }
+      // The same content written in another order is the same value: no ticket.
+      await redis.del(k('h', 20));
+      await redis.hset(k('h', 20), 'b', '20', 'a', '1');
+      const again = await reconciler(prefix, marked);
+      for (const p of all) again.request(p, 'repair');
+      await again.close();
+      expect([...marked.keys()].sort()).to.deep.equal([...want].sort());
+      expect(new Set(marked.values())).to.deep.equal(new Set(['repair']));
+    });
+
+    it('counts a divergence only when it stands through the grace period, and the index never goes back in seq', async () => {
+      const prefix = randomPrefix();
+      const keys = new Keys(prefix);
+      const scripts = new Scripts(redis, keys);
+      const key = Buffer.from(`${prefix}-k:one`);
+      const partition = partitionOfSlot(keySlot(key), 271);
+      await redis.set(key, 'final');
+      const { digest } = await scripts.readValue(key);
+      await scripts.recordTickets([{ partition, key, seq: '2000-0', digest }]);
+      expect(await scripts.recordTickets([{ partition, key, seq: '1999-5', digest: 'stale' }])).to.equal(0);
+      const [entry] = await new TicketIndex(redis, keys).lookup(partition, [key]);
+      expect(entry).to.deep.equal({ seq: '2000-0', digest });
+
+      const marked = new Map<string, string>();
+      const r = await reconciler(prefix, marked, 200);
+      expect(await r.reconcileOnce(all)).to.deep.equal([]);
+      await redis.set(key, 'changed behind the workers');
+      const found: Divergence[] = await r.reconcileOnce(all);
+      expect(found.map((d) => d.key.toString())).to.deep.equal([key.toString()]);
+      expect(found[0]!.indexed).to.deep.equal({ seq: '2000-0', digest });
+      expect(marked.get(key.toString())).to.equal('reconcile');
+    });
+  });
+}
