@@ -1,6 +1,7 @@
 /**
  * Local Redis servers for development, tests and the load test: a standalone server or
- * an N-master cluster of `redis-server` processes on free loopback ports, with keyspace
+ * an N-master cluster (optionally with replicas, so a test can kill a master and watch a
+ * failover) of `redis-server` processes on free loopback ports, with keyspace
  * notifications on. It stops exactly the processes it started, by pid.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -16,6 +17,8 @@ export interface LocalRedisOptions {
   mode: 'cluster' | 'standalone';
   /** Masters of a cluster (default 3). */
   masters?: number;
+  /** Replicas of each master (default 0); cluster mode only. */
+  replicas?: number;
   /** notify-keyspace-events; '' disables them. */
   notifications?: string;
   /** Keep data across a node's stop and start (append-only file). */
@@ -34,13 +37,22 @@ export interface LocalRedisNode {
   stop(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
   /** Starts it again on the same port with the same files, and waits until it serves. */
   start(): Promise<void>;
+  /** What the live server says it is now: a failover turns a replica into a master. */
+  role(): Promise<'master' | 'replica'>;
 }
 
 export interface LocalRedis {
   readonly mode: 'cluster' | 'standalone';
-  /** TG_REDIS_URL of the servers: comma-separated seeds for a cluster. */
+  /** TG_REDIS_URL of the servers: comma-separated seeds for a cluster, its masters as created. */
   readonly url: string;
+  /** Every server: the masters as created, in the order of `url`, then the replicas. */
   readonly nodes: LocalRedisNode[];
+  /**
+   * The node serving `slot` now, as a running node's CLUSTER SLOTS says; after a failover
+   * that is the promoted replica once the cluster has agreed on it. The only node of a
+   * standalone server.
+   */
+  masterOf(slot: number): Promise<LocalRedisNode>;
   stop(): Promise<void>;
 }
 
@@ -155,6 +167,11 @@ class Node implements LocalRedisNode {
   /** Set once the cluster exists, so a restarted node waits to rejoin it. */
   clusterCreated = false;
 
+  async role(): Promise<'master' | 'replica'> {
+    const [role] = (await withClient(this.port, (r) => r.role())) as [string, ...unknown[]];
+    return role === 'master' ? 'master' : 'replica';
+  }
+
   async stop(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
     const child = this.child;
     if (!child || !this.running) return;
@@ -173,54 +190,88 @@ export async function startLocalRedis(opts: LocalRedisOptions): Promise<LocalRed
   if (cluster && !available(redisCli)) throw new RedisServerMissingError(redisCli);
   const count = cluster ? (opts.masters ?? 3) : 1;
   if (cluster && count < 3) throw new Error(`a Redis Cluster needs at least 3 masters, not ${count}`);
+  const replicas = opts.replicas ?? 0;
+  if (!Number.isInteger(replicas) || replicas < 0) throw new Error(`replicas must be a whole number of at least 0, not ${replicas}`);
+  if (!cluster && replicas > 0) throw new Error('replicas need cluster mode');
   const ownDir = opts.dir === undefined;
   const base = opts.dir ?? mkdtempSync(join(tmpdir(), 'tg-redis-'));
   const notifications = opts.notifications ?? `K${REQUIRED_CLASSES}`;
 
   const nodes: Node[] = [];
-  for (let i = 0; i < count; i++) {
+  for (let i = 0; i < count * (1 + replicas); i++) {
     const port = await freePort(cluster);
     const dir = join(base, String(port));
     mkdirSync(dir, { recursive: true });
     const args = ['--port', String(port), '--bind', '127.0.0.1', '--daemonize', 'no', '--save', '', '--dir', dir, '--notify-keyspace-events', notifications];
     args.push('--appendonly', opts.appendonly ? 'yes' : 'no');
     if (cluster) args.push('--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000');
+    // The default 5 s wait for more replicas before a diskless sync would hold up every start.
+    if (cluster) args.push('--repl-diskless-sync-delay', '0');
     nodes.push(new Node(port, dir, args, redisServer, cluster));
   }
 
-  const local: LocalRedis = {
-    mode: opts.mode,
-    url: nodes.map((n) => `redis://127.0.0.1:${n.port}`).join(','),
-    nodes,
-    async stop() {
-      await Promise.all(nodes.map((n) => n.stop()));
-      for (const n of nodes) claimed.delete(n.port);
-      if (ownDir) rmSync(base, { recursive: true, force: true });
-    },
+  const stop = async (): Promise<void> => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    for (const n of nodes) claimed.delete(n.port);
+    if (ownDir) rmSync(base, { recursive: true, force: true });
   };
 
   try {
     await Promise.all(nodes.map((n) => n.start()));
     if (cluster) {
-      const create = spawnSync(redisCli, ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8' });
+      const create = spawnSync(redisCli, ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes'], { encoding: 'utf8' });
       if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
       for (const n of nodes) n.clusterCreated = true;
+      // redis-cli picks the masters itself; order by what the servers say, keeping the given order.
+      const roles = await Promise.all(nodes.map((n) => n.role()));
+      const masters = nodes.filter((_, i) => roles[i] === 'master');
+      if (masters.length !== count) throw new Error(`redis-cli --cluster create made ${masters.length} masters, not ${count}: ${create.stdout}`);
+      nodes.splice(0, nodes.length, ...masters, ...nodes.filter((_, i) => roles[i] === 'replica'));
       await until('every node to agree on a complete cluster', 30000, async () => {
         const views = await Promise.all(
           nodes.map((n) =>
             withClient(n.port, async (r) => {
               if (!/cluster_state:ok/.test(await r.cluster('INFO'))) return false;
               const slots = (await r.cluster('SLOTS')) as [number, number][];
-              return slots.reduce((sum, [first, last]) => sum + last - first + 1, 0) === SLOT_COUNT && slots.length >= count;
+              if (slots.reduce((sum, [first, last]) => sum + last - first + 1, 0) !== SLOT_COUNT || slots.length < count) return false;
+              // A replica not yet known as one everywhere would not win a failover election.
+              const known = String(await r.cluster('NODES')).trim().split('\n');
+              return known.length === nodes.length && known.filter((line) => /\bmaster\b/.test(line.split(' ')[2] ?? '')).length === count;
             }),
           ),
         );
         return views.every(Boolean);
       });
+      await until('every replica to report master_link_status:up', 30000, async () => {
+        const links = await Promise.all(nodes.slice(count).map((n) => withClient(n.port, async (r) => /master_link_status:up/.test(await r.info('replication')))));
+        return links.every(Boolean);
+      });
     }
   } catch (err) {
-    await local.stop();
+    await stop();
     throw err;
   }
-  return local;
+
+  return {
+    mode: opts.mode,
+    url: nodes.slice(0, count).map((n) => `redis://127.0.0.1:${n.port}`).join(','),
+    nodes,
+    stop,
+    async masterOf(slot: number): Promise<LocalRedisNode> {
+      if (!cluster) return nodes[0]!;
+      let lastError: unknown = new Error('no node of the cluster is running');
+      for (const asked of nodes.filter((n) => n.running)) {
+        try {
+          const ranges = await withClient(asked.port, (r) => r.cluster('SLOTS'));
+          const port = ranges.find(([first, last]) => first <= slot && slot <= last)?.[2]?.[1];
+          const served = nodes.find((n) => n.port === port);
+          if (served) return served;
+          lastError = new Error(`127.0.0.1:${asked.port} knows no node of this cluster serving slot ${slot}`);
+        } catch (err) {
+          lastError = err;
+        }
+      }
+      throw lastError;
+    },
+  };
 }

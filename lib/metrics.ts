@@ -15,8 +15,12 @@ const COUNTERS: [string, string, (s: WorkerSnapshot) => number][] = [
   ['tg_tickets_coalesced_total', 'dirty entries folded into another of the same key before a job', (s) => s.dirtyEntriesRead - s.keysEnqueued],
   ['tg_handovers_total', 'partitions taken over from a live owner', (s) => s.handovers],
   ['tg_takeovers_total', "partitions acquired after another owner's lease expired", (s) => s.takeovers],
-  ['tg_gap_repairs_total', 'gap repairs (shadow replays and scans)', (s) => s.gapRepairs],
+  ['tg_gap_repairs_total', 'gap repairs: shadow replays, and partitions compared with the ticket index after a window nobody heard', (s) => s.gapRepairs],
   ['tg_gap_keys_marked_total', 'keys marked dirty by gap repairs', (s) => s.gapKeysMarked],
+  ['tg_reconcile_passes_total', 'continuous reconciliation passes over every owned partition', (s) => s.reconcilePasses],
+  ['tg_reconcile_keys_compared_total', 'keys compared with the ticket index', (s) => s.reconcileKeysCompared],
+  ['tg_reconcile_divergent_keys_total', 'keys whose newest ticket differed from Redis outside any known gap, found by reconciliation', (s) => s.divergentKeys],
+  ['tg_ticket_jobs_failed_total', 'ticket jobs that failed their last attempt (their keys converge through reconciliation)', (s) => s.ticketJobsFailed],
   ['tg_redis_reconnects_total', 'Redis connections lost and reopened', (s) => s.redisReconnects],
 ];
 
@@ -45,6 +49,10 @@ export function createMetrics(worker: GeneratorWorker): Registry {
   } });
   new Gauge({ name: 'tg_backlog', help: 'dirty keys waiting: in memory to be appended, and in owned dirty streams', registers: [registry], async collect() {
     this.set(worker.snapshot().pendingInMemory + (await worker.ownedBacklog()));
+  } });
+  new Gauge({ name: 'tg_subscriber_lag_seconds', help: "seconds since a master's keyspace listener last proved it had heard everything (its last answered PING)", labelNames: ['node'], registers: [registry], collect() {
+    this.reset();
+    for (const { node, seconds } of worker.snapshot().subscriberLag) this.set({ node }, Number.isFinite(seconds) ? seconds : -1);
   } });
   new Gauge({ name: 'tg_ready', help: '1 when subscribed everywhere and holding its share', registers: [registry], collect() {
     this.set(worker.ready() ? 1 : 0);

@@ -364,7 +364,7 @@ export class Reconciler {
         if (this.candidates.length < MAX_CANDIDATES) this.candidates.push({ partition, key, indexed: entry, digest, due: Date.now() + this.opts.graceMs });
         else this.diverged({ partition, key, indexed: entry, digest });
       } else {
-        this.mark(partition, key, mode);
+        this.mark(partition, key, mode === 'backfill' ? 'backfill' : 'repair');
       }
     });
     if (adopt.length > 0) {

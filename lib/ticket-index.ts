@@ -10,9 +10,12 @@ import { bufferCommand } from './redis.js';
 
 export interface IndexEntry {
   seq: string;
-  /** '' for a deletion (a tombstone). */
+  /** '' for a deletion (a tombstone); FAILED_DIGEST where the job of that seq failed for good. */
   digest: string;
 }
+
+/** Digest of an entry whose ticket job failed for good: it matches no value, so reconciliation makes the ticket. */
+export const FAILED_DIGEST = '-';
 
 /**
  * Seq of an entry adopted from Redis without a ticket, `0-<Redis ms of the adoption>`: older

@@ -13,6 +13,7 @@ import type { Scripts } from './scripts.js';
 import type { Sink, Ticket } from './sink.js';
 import { keySlot, partitionOfSlot } from './slots.js';
 import { decodeItem, type TicketJobData } from './ticket-queue.js';
+import { FAILED_DIGEST } from './ticket-index.js';
 import { formatValue } from './values.js';
 
 export interface TicketWorkerOptions {
@@ -51,6 +52,10 @@ export class TicketWorker {
       if (!final) return void opts.logger.warn('ticket job failed', detail);
       this.exhausted++;
       opts.logger.error('ticket job failed for good; reconciliation will make its tickets', detail);
+      // Recorded as failed (newer than an adoption, older than any later ticket), so the next
+      // reconciliation pass finds these keys whatever the index said of them before.
+      const failed = job.data.items.map(decodeItem).map((i) => ({ partition: partitionOfSlot(keySlot(i.key), opts.partitions), key: i.key, seq: i.seq, digest: FAILED_DIGEST }));
+      opts.scripts.recordTickets(failed).catch((e: unknown) => opts.logger.warn('could not record failed tickets in the index', { job: job.id, err: String(e) }));
     });
     this.worker.on('error', (err) => opts.logger.warn('ticket worker error', { err: err.message }));
   }

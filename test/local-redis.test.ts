@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { RedisServerMissingError, startLocalRedis } from '../lib/local-redis.js';
-import { clusterUrl } from './helpers/redis.js';
+import { keySlot } from '../lib/slots.js';
+import { clusterUrl, waitFor } from './helpers/redis.js';
 
 const portsOf = (url: string) => url.split(',').map((u) => Number(new URL(u).port));
 
@@ -40,6 +41,43 @@ describe('local Redis', function () {
     const pid = node.pid!;
     await local.stop();
     expect(() => process.kill(pid, 0)).to.throw();
+  });
+
+  it('promotes the replica of a killed master, and stops every process it started', async () => {
+    const local = await startLocalRedis({ mode: 'cluster', masters: 3, replicas: 1 });
+    try {
+      expect(local.nodes).to.have.length(6);
+      expect(portsOf(local.url)).to.deep.equal(local.nodes.slice(0, 3).map((n) => n.port));
+      expect(await Promise.all(local.nodes.map((n) => n.role()))).to.deep.equal(['master', 'master', 'master', 'replica', 'replica', 'replica']);
+      const pids = local.nodes.map((n) => n.pid!);
+
+      const key = 'failover-key';
+      const slot = keySlot(key);
+      const old = await local.masterOf(slot);
+      // WAIT: the write must be on the replica before its master dies, or it is lost with it.
+      const acked = await on(old.port, async (r) => {
+        await r.set(key, 'survives');
+        return r.wait(1, 5000);
+      });
+      expect(acked).to.equal(1);
+
+      await old.stop('SIGKILL');
+      let now = old;
+      await waitFor(
+        async () => {
+          now = await local.masterOf(slot).catch(() => old);
+          return now !== old && (await on(now.port, async (r) => /cluster_state:ok/.test(await r.cluster('INFO'))).catch(() => false));
+        },
+        { timeoutMs: 15000, intervalMs: 100, what: () => `a replica of 127.0.0.1:${old.port} to take over slot ${slot} (CLUSTER SLOTS names 127.0.0.1:${now.port})` },
+      );
+      expect(await now.role()).to.equal('master');
+      expect(await on(now.port, (r) => r.get(key))).to.equal('survives');
+
+      await local.stop();
+      for (const pid of pids) expect(() => process.kill(pid, 0), `pid ${pid}`).to.throw();
+    } finally {
+      await local.stop();
+    }
   });
 
   it('says how to install redis-server when it is missing', async () => {

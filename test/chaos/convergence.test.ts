@@ -1,0 +1,204 @@
+/**
+ * Exact convergence with real processes, real clients and real faults: after each case, every
+ * key's newest ticket equals what Redis holds (absent keys included), read back from Redis.
+ * TG_RECONCILE_RATE=0 where the case must be closed by the exact repair of a known window
+ * alone; the continuous reconciliation is tested on its own.
+ */
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { parseRedisUrl } from '../../lib/config.js';
+import { Keys } from '../../lib/keys.js';
+import { readLeases } from '../../lib/lease-keeper.js';
+import { startLocalRedis, type LocalRedis } from '../../lib/local-redis.js';
+import { masters, type MasterNode, type RedisClient } from '../../lib/redis.js';
+import { keySlot } from '../../lib/slots.js';
+import { exitOf, killIfRunning, spawnWorker, type WorkerProcess } from '../helpers/process.js';
+import { clusterUrl, randomPrefix, waitFor } from '../helpers/redis.js';
+import { client, waitForConvergence } from '../helpers/worker.js';
+
+function measured(line: string): void {
+  process.stdout.write(`      measured: ${line}\n`);
+}
+
+const POISON_HANDLER = fileURLToPath(new URL('../fixtures/poison-handler.js', import.meta.url));
+
+async function startWorkers(url: string, prefix: string, count: number, redis: RedisClient, env: Record<string, string> = {}): Promise<WorkerProcess[]> {
+  const procs = Array.from({ length: count }, () =>
+    spawnWorker({ TG_REDIS_URL: url, TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*`, TG_LEASE_TTL_MS: '1500', TG_RECONCILE_RATE: '0', ...env }),
+  );
+  await Promise.all(procs.map((w) => w.waitForLog('started')));
+  await waitFor(async () => (await readLeases(redis, new Keys(prefix), 271)).every((l) => l.owner !== null), { timeoutMs: 20000, what: 'every partition owned' });
+  return procs;
+}
+
+async function stopWorkers(procs: WorkerProcess[]): Promise<void> {
+  procs.forEach((w) => w.proc.kill('SIGINT'));
+  const codes = await Promise.all(procs.map((w) => exitOf(w, 30000)));
+  expect(codes.every((c) => c === 0)).to.equal(true);
+}
+
+const inMaster = (m: MasterNode, key: string) => m.ranges.some(([a, b]) => keySlot(key) >= a && keySlot(key) <= b);
+
+/** RESP for redis-cli --pipe. */
+function resp(...args: string[]): string {
+  return `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+}
+
+/** Sends commands to one master at full speed with `redis-cli --pipe`, a client nobody here wrote. */
+function pipe(m: MasterNode, payload: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const cli = spawn('redis-cli', ['-h', m.host, '-p', String(m.port), '--pipe'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    cli.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    cli.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    cli.on('exit', (code) => (code === 0 && /errors: 0/.test(out) ? resolve() : reject(new Error(`redis-cli --pipe exited ${code}: ${out}`))));
+    cli.stdin.end(payload);
+  });
+}
+
+describe('exact convergence', function () {
+  this.timeout(300000);
+  let procs: WorkerProcess[] = [];
+  afterEach(() => procs.forEach(killIfRunning));
+
+  it('converges after a flood from redis-cli --pipe makes Redis cut every subscriber at its output-buffer limit', async () => {
+    const prefix = randomPrefix();
+    const redis = await client(clusterUrl());
+    const nodes = await masters(redis, { cluster: true, settings: parseRedisUrl(clusterUrl()) });
+    const direct = nodes.map((m) => new Redis({ host: m.host, port: m.port }));
+    const limits = await Promise.all(direct.map((d) => d.config('GET', 'client-output-buffer-limit') as Promise<[string, string]>));
+    try {
+      procs = await startWorkers(clusterUrl(), prefix, 2, redis);
+      // A small pubsub buffer: a listener that falls a few hundred events behind is cut.
+      await Promise.all(direct.map((d) => d.config('SET', 'client-output-buffer-limit', 'pubsub 64kb 32kb 1')));
+      const keys = Array.from({ length: 20000 }, (_, i) => `${prefix}-k:flood:${i}`);
+      const payloads = nodes.map(() => [] as string[]);
+      let commands = 0;
+      for (let round = 0; round < 8; round++) {
+        keys.forEach((key, i) => {
+          const at = nodes.findIndex((m) => inMaster(m, key));
+          payloads[at]!.push(++commands % 40 === round ? resp('DEL', key) : resp('SET', key, `r${round}-${i}-${commands}`));
+        });
+      }
+      const t0 = Date.now();
+      await Promise.all(nodes.map((m, i) => pipe(m, payloads[i]!.join(''))));
+      const floodMs = Date.now() - t0;
+      await Promise.all(direct.map((d, i) => d.config('SET', 'client-output-buffer-limit', limits[i]![1])));
+      await waitFor(() => procs.some((w) => w.logs.some((l) => l.message === 'keyspace subscription lost')), { timeoutMs: 10000, what: 'a subscriber cut by Redis' });
+      const cut = procs.reduce((n, w) => n + w.logs.filter((l) => l.message === 'keyspace subscription lost').length, 0);
+      const ms = await waitForConvergence(redis, prefix, keys, 120000);
+      measured(`flood: ${commands} commands to ${keys.length} keys in ${floodMs} ms (${Math.round(commands / (floodMs / 1000))}/s), ${cut} subscriber connections cut by Redis, 0 keys off Redis, converged ${ms} ms after the flood`);
+      await stopWorkers(procs);
+    } finally {
+      await Promise.all(direct.map((d, i) => d.config('SET', 'client-output-buffer-limit', limits[i]![1]).catch(() => undefined)));
+      direct.forEach((d) => d.disconnect());
+      await redis.quit();
+    }
+  });
+
+  for (const policy of ['noeviction', 'allkeys-lfu']) {
+    it(`converges after deletes, rewrites and hash changes during a BGSAVE made while no worker listened (maxmemory-policy ${policy})`, async () => {
+      const prefix = randomPrefix();
+      const server: LocalRedis = await startLocalRedis({ mode: 'standalone' });
+      const redis = await client(server.url);
+      const direct = new Redis(server.url);
+      try {
+        await direct.config('SET', 'maxmemory-policy', policy);
+        procs = await startWorkers(server.url, prefix, 1, redis);
+        const strings = Array.from({ length: 300 }, (_, i) => `${prefix}-k:s:${i}`);
+        const hashes = Array.from({ length: 100 }, (_, i) => `${prefix}-k:h:${i}`);
+        for (const k of strings) await direct.set(k, `first:${k}`);
+        for (const k of hashes) await direct.hset(k, 'state', 'open', 'owner', k);
+        const all = [...strings, ...hashes];
+        await waitForConvergence(redis, prefix, all, 30000);
+        await stopWorkers(procs);
+
+        for (const k of strings.slice(0, 100)) await direct.del(k);
+        for (const k of strings.slice(100, 200)) await direct.set(k, `rewritten:${k}`);
+        // Redis does not touch access times while a child process exists: the hash changes hide from OBJECT IDLETIME.
+        await direct.config('SET', 'rdb-key-save-delay', '20000');
+        await direct.bgsave();
+        const saving = async () => /rdb_bgsave_in_progress:1/.test(await direct.info('persistence'));
+        await waitFor(saving, { timeoutMs: 5000, what: 'a BGSAVE child' });
+        for (const k of hashes) await direct.hset(k, 'state', 'closed');
+        expect(await saving()).to.equal(true);
+
+        const t0 = Date.now();
+        procs = await startWorkers(server.url, prefix, 1, redis);
+        const ms = await waitForConvergence(redis, prefix, all, 60000);
+        measured(`outage (${policy}): 100 deleted, 100 rewritten, 100 hashes changed during a BGSAVE while no worker listened; 0 keys off Redis, converged ${Date.now() - t0} ms after the new worker started (${ms} ms after it owned everything)`);
+        await stopWorkers(procs);
+      } finally {
+        direct.disconnect();
+        await redis.quit();
+        await server.stop();
+      }
+    });
+  }
+
+  it('finds and tickets a divergence planted behind the workers\u2019 back (a write Redis never notified)', async () => {
+    const prefix = randomPrefix();
+    const redis = await client(clusterUrl());
+    try {
+      procs = await startWorkers(clusterUrl(), prefix, 1, redis, { TG_RECONCILE_RATE: '50000', TG_RECONCILE_GRACE_MS: '300' });
+      const keys = Array.from({ length: 300 }, (_, i) => `${prefix}-k:${i}`);
+      for (const k of keys) await redis.set(k, `v:${k}`);
+      await waitForConvergence(redis, prefix, keys, 30000);
+      // After the first full pass, the first coverage's adoption is done: what is found next is a divergence.
+      await procs[0]!.waitForLog('reconciliation pass done');
+      const [m] = await masters(redis, { cluster: true, settings: parseRedisUrl(clusterUrl()) });
+      const mine = keys.filter((k) => inMaster(m!, k));
+      const direct = new Redis({ host: m!.host, port: m!.port });
+      const [, flags] = (await direct.config('GET', 'notify-keyspace-events')) as [string, string];
+      await direct.config('SET', 'notify-keyspace-events', '');
+      await direct.set(mine[0]!, 'planted');
+      await direct.del(mine[1]!);
+      await direct.config('SET', 'notify-keyspace-events', flags);
+      direct.disconnect();
+      const ms = await waitForConvergence(redis, prefix, keys, 60000);
+      const divergent = procs[0]!.logs.filter((l) => l.message === 'divergent key: its newest ticket is not what Redis holds').map((l) => l.key);
+      expect(divergent).to.include.members([mine[0], mine[1]]);
+      measured(`planted divergence: a rewrite and a deletion nobody was notified of, found and ticketed in ${ms} ms; divergent keys logged: ${divergent.length}`);
+      await stopWorkers(procs);
+    } finally {
+      await redis.quit();
+    }
+  });
+
+  it('counts a ticket job that exhausts its retries, and its keys converge through reconciliation', async () => {
+    const prefix = randomPrefix();
+    const redis = await client(clusterUrl());
+    const poison = join(tmpdir(), `${prefix}-poison`);
+    writeFileSync(poison, 'fail');
+    try {
+      procs = await startWorkers(clusterUrl(), prefix, 1, redis, {
+        TG_HANDLER: POISON_HANDLER,
+        TG_TEST_POISON_FILE: poison,
+        TG_JOB_ATTEMPTS: '2',
+        TG_JOB_BACKOFF_MS: '50',
+        TG_HTTP_PORT: '0',
+        TG_RECONCILE_RATE: '50000',
+        TG_RECONCILE_GRACE_MS: '300',
+      });
+      const keys = Array.from({ length: 20 }, (_, i) => `${prefix}-k:poison:${i}`);
+      for (const k of keys) await redis.set(k, `v:${k}`);
+      await procs[0]!.waitForLog('ticket job failed for good; reconciliation will make its tickets');
+      const { port } = (await procs[0]!.waitForLog('http listening')) as { port: number };
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const failed = Number(/^tg_ticket_jobs_failed_total\{[^}]*\} (\d+)/m.exec(metrics)?.[1] ?? 0);
+      expect(failed).to.be.at.least(1);
+      rmSync(poison);
+      const ms = await waitForConvergence(redis, prefix, keys, 60000);
+      measured(`exhausted retries: ${failed} jobs failed for good (tg_ticket_jobs_failed_total), their ${keys.length} keys converged ${ms} ms after the sink came back`);
+      await stopWorkers(procs);
+    } finally {
+      rmSync(poison, { force: true });
+      await redis.quit();
+    }
+  });
+});
