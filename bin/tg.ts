@@ -6,6 +6,9 @@
  *   tg list [worker] [--json]   partitions and slot ranges each worker owns
  *   tg lookup <key> [--json]    slot, partition, owning worker and Redis node of a key
  *   tg events [--json]          follow membership and migration events (Ctrl-C ends)
+ *   tg reconcile [--partition P] [--json] [--repair]
+ *                               compare Redis with what the tickets say; --repair appends
+ *                               what differs to the dirty streams so the owners ticket it
  *
  * Redis and the prefix come from the workers' settings (TG_REDIS_URL, TG_PREFIX,
  * TG_PARTITIONS, or the same --flags).
@@ -15,13 +18,20 @@ import { loadConfig } from '../lib/config.js';
 import { ConfigError, RedisUnavailableError } from '../lib/errors.js';
 import type { ClusterEvent } from '../lib/events.js';
 import { Keys } from '../lib/keys.js';
-import { connect, detectTarget, type RedisClient } from '../lib/redis.js';
+import { appendDirty } from '../lib/dirty-writer.js';
+import { silentLogger } from '../lib/logger.js';
+import { printableKey, Reconciler } from '../lib/reconciler.js';
+import { connect, detectTarget, masters, slotNodes, type RedisClient } from '../lib/redis.js';
 
 const USAGE = `usage: tg <command> [--json] [--redis-url URL] [--prefix P] [--partitions N]
   info              members, partitions per member, leases, backlog, queue depth, tickets/s
   list [worker]     partitions and slot ranges owned (by one worker, or each)
   lookup <key>      slot, partition, owning worker and Redis node of a key
-  events            follow membership and migration events until Ctrl-C`;
+  events            follow membership and migration events until Ctrl-C
+  reconcile [--partition P] [--repair]
+                    one pass comparing Redis with the ticket index (what differs after
+                    TG_RECONCILE_GRACE_MS); read-only unless --repair, which appends what
+                    differs to the dirty streams for the owners to ticket`;
 
 // A reader that stops early (| head) is no error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : 1));
@@ -33,7 +43,15 @@ function fail(message: string, code: number): never {
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
-const rest = args.filter((a) => a !== '--json');
+const repair = args.includes('--repair');
+const rest = args.filter((a) => a !== '--json' && a !== '--repair');
+let onlyPartition: string | undefined;
+const partitionAt = rest.findIndex((a) => a === '--partition' || a.startsWith('--partition='));
+if (partitionAt >= 0) {
+  const given = rest[partitionAt]!;
+  onlyPartition = given.includes('=') ? given.slice(given.indexOf('=') + 1) : rest[partitionAt + 1];
+  rest.splice(partitionAt, given.includes('=') ? 1 : 2);
+}
 const positionals: string[] = [];
 const flags: string[] = [];
 for (let i = 0; i < rest.length; i++) {
@@ -47,7 +65,7 @@ if (!command || command === 'help' || args.includes('--help')) {
   process.stdout.write(`${USAGE}\n`);
   process.exit(command ? 0 : 2);
 }
-if (!['info', 'list', 'lookup', 'events'].includes(command)) fail(`unknown command '${command}'\n${USAGE}`, 2);
+if (!['info', 'list', 'lookup', 'events', 'reconcile'].includes(command)) fail(`unknown command '${command}'\n${USAGE}`, 2);
 if (command === 'lookup' && (arg === undefined || arg === '')) fail('lookup needs a key: tg lookup <key>', 2);
 
 let config;
@@ -58,6 +76,13 @@ try {
   throw err;
 }
 const keys = new Keys(config.prefix);
+let partitions = Array.from({ length: config.partitions }, (_, p) => p);
+if (onlyPartition !== undefined) {
+  const p = Number(onlyPartition);
+  if (command !== 'reconcile') fail('--partition goes with reconcile', 2);
+  if (!/^\d+$/.test(onlyPartition ?? '') || p >= config.partitions) fail(`--partition: '${onlyPartition ?? ''}' is not a partition (0..${config.partitions - 1})`, 2);
+  partitions = [p];
+}
 
 let target;
 try {
@@ -94,6 +119,32 @@ try {
           `dirty backlog ${info.dirtyBacklog}, ticket jobs ${Object.entries(info.queue).map(([k, v]) => `${k} ${v}`).join(', ')}\n` +
           `tickets ${info.ticketsTotal} in the sink, ${info.ticketsPerSecond.toFixed(1)}/s lately\n`,
       );
+    }
+  } else if (command === 'reconcile') {
+    const slotNode = slotNodes(await masters(client, target));
+    const appended: Promise<unknown>[] = [];
+    const reconciler = new Reconciler({
+      target,
+      client,
+      keys,
+      watch: config.watch,
+      partitions: config.partitions,
+      logger: silentLogger(),
+      nodeOfSlot: (s) => slotNode[s],
+      owned: () => partitions,
+      ratePerSecond: 0,
+      graceMs: config.reconcileGraceMs,
+      redisNow: () => Date.now(),
+      markDirty: (p, key, event) => void (repair && appended.push(appendDirty(client, keys, p, { key, event, at: Date.now() }))),
+    });
+    process.stderr.write(`comparing ${partitions.length} partition(s) with the ticket index; differences are checked again after ${config.reconcileGraceMs} ms\n`);
+    const found = await reconciler.reconcileOnce(partitions);
+    await Promise.all(appended);
+    const rows = found.map((d) => ({ partition: d.partition, key: printableKey(d.key), indexedSeq: d.indexed?.seq ?? null, exists: d.digest !== '' }));
+    if (json) process.stdout.write(`${JSON.stringify({ partitions: partitions.length, keysCompared: reconciler.stats.keysCompared, differ: rows, repaired: repair })}\n`);
+    else {
+      process.stdout.write(`${partitions.length} partition(s), ${reconciler.stats.keysCompared} keys compared, ${rows.length} differ from their newest ticket${repair && rows.length ? ' (appended to the dirty streams)' : ''}\n`);
+      if (rows.length > 0) process.stdout.write(`${pad([['partition', 'key', 'newest ticket seq', 'in redis'], ...rows.map((r) => [String(r.partition), r.key, r.indexedSeq ?? '(none)', r.exists ? 'yes' : 'no'])])}\n`);
     }
   } else if (command === 'list') {
     const info = await clusterInfo(client, keys, config.partitions);

@@ -22,6 +22,11 @@ export interface DirtyWriterOptions {
 /** Field names of a dirty entry: key, event, time seen. */
 export const DIRTY_FIELDS = { key: 'k', event: 'e', at: 't' } as const;
 
+/** Appends one dirty key to its partition's stream (the owner makes its ticket). */
+export function appendDirty(client: RedisClient, keys: Keys, partition: number, d: { key: Buffer; event: string; at: number }): Promise<unknown> {
+  return client.xadd(keys.dirty(partition), '*', DIRTY_FIELDS.key, d.key, DIRTY_FIELDS.event, d.event, DIRTY_FIELDS.at, d.at);
+}
+
 export class DirtyWriter {
   private readonly pending = new Coalescer();
   private timer: NodeJS.Timeout | undefined;
@@ -75,8 +80,7 @@ export class DirtyWriter {
     const { client, keys } = this.opts;
     const results = await Promise.allSettled(
       [...batch].map(async ([partition, dirty]) => {
-        const stream = keys.dirty(partition);
-        await Promise.all(dirty.map((d) => client.xadd(stream, '*', DIRTY_FIELDS.key, d.key, DIRTY_FIELDS.event, d.event, DIRTY_FIELDS.at, d.at)));
+        await Promise.all(dirty.map((d) => appendDirty(client, keys, partition, d)));
         return partition;
       }),
     );
