@@ -6,7 +6,9 @@
 import { compareStreamIds, keyId } from './coalescer.js';
 import type { Keys } from './keys.js';
 import { bufferCommand, type RedisClient } from './redis.js';
+import { Scripts } from './scripts.js';
 import type { Ticket } from './sink.js';
+import { formatValue } from './values.js';
 
 /** A ticket as read back: the value always as bytes. */
 export interface StoredTicket extends Omit<Ticket, 'value' | 'digest'> {
@@ -65,4 +67,36 @@ export async function latestTickets(client: RedisClient, keys: Keys): Promise<{ 
     if (!seen || isLater(t, seen)) latest.set(id, t);
   });
   return { latest, total };
+}
+
+/** What Redis holds now for each key, as a ticket shows it, keyed by binary-safe id (null: absent). */
+export async function redisState(client: RedisClient, keys: Keys, names: readonly Buffer[]): Promise<Map<string, Buffer | null>> {
+  const scripts = new Scripts(client, keys);
+  const state = new Map<string, Buffer | null>();
+  for (let i = 0; i < names.length; i += 1000) {
+    const page = names.slice(i, i + 1000);
+    const values = await Promise.all(page.map(async (k) => formatValue(await scripts.readValue(k)).value ?? null));
+    page.forEach((k, j) => {
+      const v = values[j]!;
+      state.set(keyId(k), v === null ? null : Buffer.isBuffer(v) ? v : Buffer.from(v));
+    });
+  }
+  return state;
+}
+
+/**
+ * Keys (binary-safe ids) whose newest ticket is not what Redis holds now, absent keys included;
+ * a key that does not exist and never had a ticket is fine. The check against Redis itself,
+ * not against what a writer thinks it wrote.
+ */
+export async function keysOffRedis(client: RedisClient, keys: Keys, names: readonly Buffer[]): Promise<string[]> {
+  const state = await redisState(client, keys, names);
+  const { latest } = await latestTickets(client, keys);
+  return [...state]
+    .filter(([id, want]) => {
+      const t = latest.get(id);
+      if (want === null) return t !== undefined && t.value !== undefined;
+      return t?.value === undefined || !t.value.equals(want);
+    })
+    .map(([id]) => id);
 }

@@ -36,8 +36,13 @@ export interface Report {
   rate: number;
   writes: number;
   keys: number;
+  /** Keys whose newest ticket is not what the writer wrote last (not counted under failover chaos). */
   keysLost: number;
   lossPercent: number;
+  /** Keys whose newest ticket is not what Redis holds after the load (absent keys included). */
+  keysOffRedis: number;
+  /** Seconds from the end of the load until no key was off Redis (or the settle timeout). */
+  convergeSeconds: number;
   tickets: number;
   ticketsPerWrite: number;
   writeRate: number;
@@ -74,6 +79,7 @@ export function table(r: Report): string {
     ['freshness p50/p95/p99/max', `${fmt(r.freshnessMs.p50)} / ${fmt(r.freshnessMs.p95)} / ${fmt(r.freshnessMs.p99)} / ${fmt(r.freshnessMs.max)} ms`],
     ['backlog max / at end', `${r.maxBacklog} / ${r.finalBacklog}`],
     ['settled after the load', `${r.settleSeconds.toFixed(1)} s`],
+    ['keys off Redis after the load', `${r.keysOffRedis}, converged ${r.convergeSeconds.toFixed(1)} s after the load`],
     ['handovers (moved partitions)', String(r.handovers)],
     ['takeover after SIGKILL', kills.length ? `${kills.map((k) => fmt(k)).join(', ')} ms` : '-'],
     ['graceful exit after SIGINT', exits.length ? `${exits.map((k) => fmt(k)).join(', ')} ms` : '-'],

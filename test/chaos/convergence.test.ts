@@ -5,7 +5,6 @@
  * alone; the continuous reconciliation is tested on its own.
  */
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +16,7 @@ import { readLeases } from '../../lib/lease-keeper.js';
 import { startLocalRedis, type LocalRedis } from '../../lib/local-redis.js';
 import { masters, type MasterNode, type RedisClient } from '../../lib/redis.js';
 import { keySlot } from '../../lib/slots.js';
+import { flood } from '../../loadtest/flood.js';
 import { exitOf, killIfRunning, spawnWorker, type WorkerProcess } from '../helpers/process.js';
 import { clusterUrl, randomPrefix, waitFor } from '../helpers/redis.js';
 import { client, waitForConvergence } from '../helpers/worker.js';
@@ -44,23 +44,6 @@ async function stopWorkers(procs: WorkerProcess[]): Promise<void> {
 
 const inMaster = (m: MasterNode, key: string) => m.ranges.some(([a, b]) => keySlot(key) >= a && keySlot(key) <= b);
 
-/** RESP for redis-cli --pipe. */
-function resp(...args: string[]): string {
-  return `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
-}
-
-/** Sends commands to one master at full speed with `redis-cli --pipe`, a client nobody here wrote. */
-function pipe(m: MasterNode, payload: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const cli = spawn('redis-cli', ['-h', m.host, '-p', String(m.port), '--pipe'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    cli.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    cli.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    cli.on('exit', (code) => (code === 0 && /errors: 0/.test(out) ? resolve() : reject(new Error(`redis-cli --pipe exited ${code}: ${out}`))));
-    cli.stdin.end(payload);
-  });
-}
-
 describe('exact convergence', function () {
   this.timeout(300000);
   let procs: WorkerProcess[] = [];
@@ -77,17 +60,7 @@ describe('exact convergence', function () {
       // A small pubsub buffer: a listener that falls a few hundred events behind is cut.
       await Promise.all(direct.map((d) => d.config('SET', 'client-output-buffer-limit', 'pubsub 64kb 32kb 1')));
       const keys = Array.from({ length: 20000 }, (_, i) => `${prefix}-k:flood:${i}`);
-      const payloads = nodes.map(() => [] as string[]);
-      let commands = 0;
-      for (let round = 0; round < 8; round++) {
-        keys.forEach((key, i) => {
-          const at = nodes.findIndex((m) => inMaster(m, key));
-          payloads[at]!.push(++commands % 40 === round ? resp('DEL', key) : resp('SET', key, `r${round}-${i}-${commands}`));
-        });
-      }
-      const t0 = Date.now();
-      await Promise.all(nodes.map((m, i) => pipe(m, payloads[i]!.join(''))));
-      const floodMs = Date.now() - t0;
+      const { commands, ms: floodMs } = await flood(nodes, keys, 8);
       await Promise.all(direct.map((d, i) => d.config('SET', 'client-output-buffer-limit', limits[i]![1])));
       await waitFor(() => procs.some((w) => w.logs.some((l) => l.message === 'keyspace subscription lost')), { timeoutMs: 10000, what: 'a subscriber cut by Redis' });
       const cut = procs.reduce((n, w) => n + w.logs.filter((l) => l.message === 'keyspace subscription lost').length, 0);

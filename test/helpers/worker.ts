@@ -3,9 +3,7 @@ import { loadConfig, type Config } from '../../lib/config.js';
 import { Keys } from '../../lib/keys.js';
 import { silentLogger } from '../../lib/logger.js';
 import { connect, detectTarget, type RedisClient } from '../../lib/redis.js';
-import { Scripts } from '../../lib/scripts.js';
-import { latestTickets, type StoredTicket } from '../../lib/ticket-reader.js';
-import { formatValue } from '../../lib/values.js';
+import { keysOffRedis, latestTickets, type StoredTicket } from '../../lib/ticket-reader.js';
 import { GeneratorWorker } from '../../lib/worker.js';
 import { waitFor } from './redis.js';
 
@@ -53,31 +51,17 @@ export async function waitForFinal(c: RedisClient, prefix: string, expected: Exp
   return last;
 }
 
-/** What Redis holds now for each key, as a ticket would show it (null: the key does not exist). */
-export async function redisState(c: RedisClient, keys: readonly (string | Buffer)[]): Promise<Expected> {
-  const scripts = new Scripts(c, new Keys('tg-test-reader'));
-  const state: Expected = new Map();
-  for (let i = 0; i < keys.length; i += 1000) {
-    const page = keys.slice(i, i + 1000).map((k) => (Buffer.isBuffer(k) ? k : Buffer.from(k)));
-    const values = await Promise.all(page.map(async (k) => formatValue(await scripts.readValue(k)).value ?? null));
-    page.forEach((k, j) => state.set(k.toString('latin1'), values[j]!));
-  }
-  return state;
-}
-
 /**
  * Polls until every key's newest ticket carries what Redis holds (read again on every poll,
  * absent keys included); returns the ms it took.
  */
 export async function waitForConvergence(c: RedisClient, prefix: string, keys: readonly (string | Buffer)[], timeoutMs: number): Promise<number> {
   const started = Date.now();
+  const names = keys.map((k) => (Buffer.isBuffer(k) ? k : Buffer.from(k)));
   let stale: string[] = [];
   await waitFor(
     async () => {
-      const state = await redisState(c, keys);
-      const { latest } = await latestTickets(c, new Keys(prefix));
-      // A key that never existed has no ticket to make.
-      stale = [...state].filter(([k, v]) => !(v === null && !latest.has(k)) && !matches(latest.get(k), v)).map(([k]) => k);
+      stale = await keysOffRedis(c, new Keys(prefix), names);
       return stale.length === 0;
     },
     { timeoutMs, intervalMs: 500, what: () => `every key's newest ticket to equal Redis (${stale.length} of ${keys.length} keys off, e.g. ${JSON.stringify(stale.slice(0, 3))})` },
