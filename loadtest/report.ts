@@ -36,7 +36,7 @@ export interface Report {
   rate: number;
   writes: number;
   keys: number;
-  /** Keys whose newest ticket is not what the writer wrote last (not counted under failover chaos). */
+  /** Keys whose newest ticket is not what the writer wrote last (under failover chaos, what Redis holds). */
   keysLost: number;
   lossPercent: number;
   /** Keys whose newest ticket is not what Redis holds after the load (absent keys included). */
