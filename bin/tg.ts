@@ -19,9 +19,8 @@ import { ConfigError, RedisUnavailableError } from '../lib/errors.js';
 import type { ClusterEvent } from '../lib/events.js';
 import { Keys } from '../lib/keys.js';
 import { appendDirty } from '../lib/dirty-writer.js';
-import { silentLogger } from '../lib/logger.js';
-import { printableKey, Reconciler } from '../lib/reconciler.js';
-import { connect, detectTarget, masters, slotNodes, type RedisClient } from '../lib/redis.js';
+import { offlineReconciler, printableKey } from '../lib/reconciler.js';
+import { connect, detectTarget, type RedisClient } from '../lib/redis.js';
 
 const USAGE = `usage: tg <command> [--json] [--redis-url URL] [--prefix P] [--partitions N]
   info              members, partitions per member, leases, backlog, queue depth, tickets/s
@@ -121,20 +120,15 @@ try {
       );
     }
   } else if (command === 'reconcile') {
-    const slotNode = slotNodes(await masters(client, target));
     const appended: Promise<unknown>[] = [];
-    const reconciler = new Reconciler({
+    const reconciler = await offlineReconciler({
       target,
       client,
       keys,
       watch: config.watch,
       partitions: config.partitions,
-      logger: silentLogger(),
-      nodeOfSlot: (s) => slotNode[s],
-      owned: () => partitions,
       ratePerSecond: 0,
       graceMs: config.reconcileGraceMs,
-      redisNow: () => Date.now(),
       markDirty: (p, key, event) => void (repair && appended.push(appendDirty(client, keys, p, { key, event, at: Date.now() }))),
     });
     process.stderr.write(`comparing ${partitions.length} partition(s) with the ticket index; differences are checked again after ${config.reconcileGraceMs} ms\n`);

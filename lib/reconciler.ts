@@ -24,7 +24,8 @@ import type { Redis } from 'ioredis';
 import { globMatcher } from './glob.js';
 import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
-import { connectNode, type RedisClient, type RedisTarget } from './redis.js';
+import { silentLogger } from './logger.js';
+import { connectNode, masters, slotNodes, type RedisClient, type RedisTarget } from './redis.js';
 import { Scripts } from './scripts.js';
 import { keySlot, partitionOfSlot, slotRangeOfPartition } from './slots.js';
 import { adoptedAt, adoptedSeq, needsTicket, seqMs, TicketIndex, type IndexEntry } from './ticket-index.js';
@@ -457,6 +458,17 @@ export class Reconciler {
     }
     return n;
   }
+}
+
+export type OfflineOptions = Omit<ReconcilerOptions, 'nodeOfSlot' | 'logger' | 'redisNow' | 'owned'> & Partial<Pick<ReconcilerOptions, 'owned' | 'logger'>>;
+
+/**
+ * A reconciler outside a worker (`tg reconcile`, benchmarks, tests): the masters read once
+ * from the topology, local time taken for Redis time, silent unless given a logger.
+ */
+export async function offlineReconciler(opts: OfflineOptions): Promise<Reconciler> {
+  const slotNode = slotNodes(await masters(opts.client, opts.target));
+  return new Reconciler({ owned: () => [], logger: silentLogger(), ...opts, nodeOfSlot: (s) => slotNode[s], redisNow: () => Date.now() });
 }
 
 function sleep(ms: number): Promise<void> {

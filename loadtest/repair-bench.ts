@@ -12,9 +12,8 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../lib/config.js';
 import { Keys } from '../lib/keys.js';
 import { startLocalRedis, type LocalRedis } from '../lib/local-redis.js';
-import { silentLogger } from '../lib/logger.js';
-import { Reconciler } from '../lib/reconciler.js';
-import { connect, detectTarget, masters, slotNodes } from '../lib/redis.js';
+import { offlineReconciler, type Reconciler } from '../lib/reconciler.js';
+import { connect, detectTarget } from '../lib/redis.js';
 import { Scripts } from '../lib/scripts.js';
 import { keySlot, partitionOfSlot } from '../lib/slots.js';
 
@@ -28,25 +27,11 @@ const local: LocalRedis | undefined = process.env.TG_REDIS_URL ? undefined : awa
 const url = process.env.TG_REDIS_URL ?? local!.url;
 const target = await detectTarget(loadConfig({ TG_REDIS_URL: url }, []).redis);
 const redis = connect(target);
-const slotNode = slotNodes(await masters(redis, target));
 const all = Array.from({ length: 271 }, (_, p) => p);
 const PAGE = 5000;
 
-function reconciler(prefix: string, onMark: () => void, ratePerSecond = 0): Reconciler {
-  return new Reconciler({
-    target,
-    client: redis,
-    keys: new Keys(prefix),
-    watch: `${prefix}-k:*`,
-    partitions: 271,
-    logger: silentLogger(),
-    nodeOfSlot: (s) => slotNode[s],
-    owned: () => all,
-    ratePerSecond,
-    graceMs: 0,
-    redisNow: () => Date.now(),
-    markDirty: onMark,
-  });
+function reconciler(prefix: string, onMark: () => void, ratePerSecond = 0): Promise<Reconciler> {
+  return offlineReconciler({ target, client: redis, keys: new Keys(prefix), watch: `${prefix}-k:*`, partitions: 271, owned: () => all, ratePerSecond, graceMs: 0, markDirty: onMark });
 }
 
 try {
@@ -75,7 +60,7 @@ try {
     await Promise.all(Array.from({ length: changed }, (_, i) => redis.set(name(i * 100), 'new')));
     await Promise.all(Array.from({ length: deleted }, (_, i) => redis.del(name(i * 200 + 50))));
     let marked = 0;
-    const repair = reconciler(prefix, () => marked++);
+    const repair = await reconciler(prefix, () => marked++);
     const t0 = performance.now();
     for (const p of all) repair.request(p, 'repair');
     await repair.close();
@@ -87,7 +72,7 @@ try {
     );
     if (rate > 0) {
       let divergent = 0;
-      const paced = reconciler(prefix, () => divergent++, rate);
+      const paced = await reconciler(prefix, () => divergent++, rate);
       const cpu0 = process.cpuUsage();
       const p0 = performance.now();
       await paced.reconcileOnce(all);

@@ -5,9 +5,8 @@
 import { expect } from 'chai';
 import { Keys } from '../lib/keys.js';
 import { loadConfig } from '../lib/config.js';
-import { silentLogger } from '../lib/logger.js';
-import { Reconciler, type Divergence } from '../lib/reconciler.js';
-import { connect, detectTarget, masters, slotNodes, type RedisClient } from '../lib/redis.js';
+import { offlineReconciler, type Divergence, type Reconciler } from '../lib/reconciler.js';
+import { connect, detectTarget, type RedisClient } from '../lib/redis.js';
 import { Scripts } from '../lib/scripts.js';
 import { keySlot, partitionOfSlot } from '../lib/slots.js';
 import { needsTicket, parseIndexEntry, TicketIndex } from '../lib/ticket-index.js';
@@ -42,21 +41,8 @@ for (const mode of ['standalone', 'cluster'] as const) {
 
     async function reconciler(prefix: string, marked: Map<string, string>, graceMs = 0): Promise<Reconciler> {
       const target = await detectTarget(loadConfig({ TG_REDIS_URL: url() }, []).redis);
-      const slotNode = slotNodes(await masters(redis, target));
-      return new Reconciler({
-        target,
-        client: redis,
-        keys: new Keys(prefix),
-        watch: `${prefix}-k:*`,
-        partitions: 271,
-        logger: silentLogger(),
-        nodeOfSlot: (s) => slotNode[s],
-        owned: () => [],
-        ratePerSecond: 0,
-        graceMs,
-        redisNow: () => Date.now(),
-        markDirty: (_p, key, event) => marked.set(key.toString(), event),
-      });
+      const markDirty = (_p: number, key: Buffer, event: string) => void marked.set(key.toString(), event);
+      return offlineReconciler({ target, client: redis, keys: new Keys(prefix), watch: `${prefix}-k:*`, partitions: 271, ratePerSecond: 0, graceMs, markDirty });
     }
     const all = Array.from({ length: 271 }, (_, p) => p);
 

@@ -7,12 +7,10 @@ import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { keyId } from '../../lib/coalescer.js';
 import { parseRedisUrl } from '../../lib/config.js';
-import { Keys } from '../../lib/keys.js';
 import { startLocalRedis, type LocalRedis } from '../../lib/local-redis.js';
-import { readLeases } from '../../lib/lease-keeper.js';
 import { masters, type RedisClient } from '../../lib/redis.js';
 import { keySlot } from '../../lib/slots.js';
-import { exitOf, killIfRunning, spawnWorker, type WorkerProcess } from '../helpers/process.js';
+import { killIfRunning, startWorkers, stopWorkers, type WorkerProcess } from '../helpers/process.js';
 import { runLoadtest } from '../helpers/loadtest.js';
 import { clusterUrl, randomPrefix, waitFor } from '../helpers/redis.js';
 import { client, waitForFinal, type Expected } from '../helpers/worker.js';
@@ -48,19 +46,6 @@ function steadyLoad(redis: RedisClient, prefix: string, expected: Expected, keys
   };
 }
 
-async function startWorkers(url: string, prefix: string, count: number, redis: RedisClient): Promise<WorkerProcess[]> {
-  const procs = Array.from({ length: count }, () => spawnWorker({ TG_REDIS_URL: url, TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*`, TG_LEASE_TTL_MS: '1500', TG_LOG_LEVEL: 'debug' }));
-  await Promise.all(procs.map((w) => w.waitForLog('started')));
-  const keys = new Keys(prefix);
-  await waitFor(async () => (await readLeases(redis, keys, 271)).every((l) => l.owner !== null), { timeoutMs: 20000, what: 'every partition owned' });
-  return procs;
-}
-
-async function stopWorkers(procs: WorkerProcess[]): Promise<void> {
-  procs.forEach((w) => w.proc.kill('SIGTERM'));
-  const codes = await Promise.all(procs.map((w) => exitOf(w, 30000)));
-  expect(codes.every((c) => c === 0)).to.equal(true);
-}
 
 describe('gap repair under chaos', function () {
   this.timeout(300000);
@@ -71,7 +56,7 @@ describe('gap repair under chaos', function () {
     const prefix = randomPrefix();
     const redis = await client(clusterUrl());
     try {
-      procs = await startWorkers(clusterUrl(), prefix, 2, redis);
+      procs = await startWorkers(clusterUrl(), prefix, 2, redis, { TG_LOG_LEVEL: 'debug' });
       const expected: Expected = new Map();
       const load = steadyLoad(redis, prefix, expected, 2000, 10);
       await waitFor(() => load.writes() > 1500, { timeoutMs: 20000, what: 'load before the kill' });
@@ -94,7 +79,7 @@ describe('gap repair under chaos', function () {
       expect(killed).to.be.at.least(2);
       expect(repairs.length).to.be.greaterThan(0);
       measured(`subscriber kill: ${killed} connections cut, ${load.writes()} writes + ${markers.length} unheard markers, 0 lost; repair marked ${repairs.reduce((n, l) => n + Number(l.keysMarked), 0)} keys in ${repairs.map((l) => l.ms).join('+')} ms`);
-      await stopWorkers(procs);
+      await stopWorkers(procs, 'SIGTERM');
     } finally {
       await redis.quit();
     }
@@ -105,7 +90,7 @@ describe('gap repair under chaos', function () {
     const server: LocalRedis = await startLocalRedis({ mode: 'standalone', appendonly: true });
     const redis = await client(server.url);
     try {
-      procs = await startWorkers(server.url, prefix, 2, redis);
+      procs = await startWorkers(server.url, prefix, 2, redis, { TG_LOG_LEVEL: 'debug' });
       const expected: Expected = new Map();
       const load = steadyLoad(redis, prefix, expected, 1000, 5);
       await waitFor(() => load.writes() > 1000, { timeoutMs: 20000, what: 'load before the restart' });
@@ -125,7 +110,7 @@ describe('gap repair under chaos', function () {
       const repairs = procs.flatMap((w) => w.logs.filter((l) => l.message === 'partitions compared with the ticket index'));
       expect(repairs.length).to.be.greaterThan(0);
       measured(`Redis restart: ${load.writes()} writes + ${markers.length} markers, 0 lost; repairs marked ${repairs.reduce((n, l) => n + Number(l.keysMarked), 0)} keys`);
-      await stopWorkers(procs);
+      await stopWorkers(procs, 'SIGTERM');
     } finally {
       await redis.quit();
       await server.stop();

@@ -2,6 +2,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
+import { Keys } from '../../lib/keys.js';
+import { readLeases } from '../../lib/lease-keeper.js';
+import type { RedisClient } from '../../lib/redis.js';
 import { waitFor } from './redis.js';
 
 const START = fileURLToPath(new URL('../../workers/start.js', import.meta.url));
@@ -75,4 +79,19 @@ export async function exitOf(w: WorkerProcess, timeoutMs: number): Promise<numbe
 /** Kills a worker that is still running (cleanup after a failed test). */
 export function killIfRunning(w: WorkerProcess | undefined): void {
   if (w && w.proc.exitCode === null && w.proc.signalCode === null) w.proc.kill('SIGKILL');
+}
+
+/** Starts `count` workers watching `<prefix>-k:*` (lease TTL 1.5 s) and waits until every partition has an owner. */
+export async function startWorkers(url: string, prefix: string, count: number, redis: RedisClient, env: Record<string, string> = {}): Promise<WorkerProcess[]> {
+  const procs = Array.from({ length: count }, () => spawnWorker({ TG_REDIS_URL: url, TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*`, TG_LEASE_TTL_MS: '1500', ...env }));
+  await Promise.all(procs.map((w) => w.waitForLog('started')));
+  await waitFor(async () => (await readLeases(redis, new Keys(prefix), 271)).every((l) => l.owner !== null), { timeoutMs: 20000, what: 'every partition owned' });
+  return procs;
+}
+
+/** Stops workers gracefully and asserts that each exits 0. */
+export async function stopWorkers(procs: readonly WorkerProcess[], signal: 'SIGINT' | 'SIGTERM' = 'SIGINT'): Promise<void> {
+  procs.forEach((w) => w.proc.kill(signal));
+  const codes = await Promise.all(procs.map((w) => exitOf(w, 30000)));
+  expect(codes.every((c) => c === 0)).to.equal(true);
 }
