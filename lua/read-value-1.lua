@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
   Read a key's type, value and digest in one atomic step, so the type cannot change between
   the reads and the digest (written to the ticket index) describes exactly the value the
