@@ -48,6 +48,8 @@ export interface Config {
   connectTimeoutMs: number;
   /** Keys per second the continuous reconciliation compares with the ticket index; 0: off. */
   reconcileRate: number;
+  /** Shortest time between the starts of two reconciliation passes. */
+  reconcileIntervalMs: number;
   /** How long a difference found by reconciliation must stand before it counts as divergent. */
   reconcileGraceMs: number;
   /** Ticket every existing key of a partition covered for the first time. */
@@ -158,6 +160,7 @@ const SETTINGS: Setting<keyof Config>[] = [
   s({ key: 'flushIntervalMs', env: 'TG_FLUSH_INTERVAL_MS', flag: '--flush-interval-ms', help: 'how long events gather before they are appended', fallback: 5, parse: integer(0, 10000) }),
   s({ key: 'connectTimeoutMs', env: 'TG_CONNECT_TIMEOUT_MS', flag: '--connect-timeout-ms', help: 'how long a starting worker waits for Redis', fallback: 60000, parse: integer(0) }),
   s({ key: 'reconcileRate', env: 'TG_RECONCILE_RATE', flag: '--reconcile-rate', help: 'keys and index entries compared with the ticket index per second, per worker (0: off)', fallback: 5000, parse: integer(0, 10_000_000) }),
+  s({ key: 'reconcileIntervalMs', env: 'TG_RECONCILE_INTERVAL_MS', flag: '--reconcile-interval-ms', help: 'shortest time between the starts of two reconciliation passes', fallback: 30000, parse: integer(0) }),
   s({ key: 'reconcileGraceMs', env: 'TG_RECONCILE_GRACE_MS', flag: '--reconcile-grace-ms', help: 'how long a difference must stand before it counts as divergent', fallback: 10000, parse: integer(0) }),
   s({ key: 'backfill', env: 'TG_BACKFILL', flag: '--backfill', help: 'ticket every existing key of a partition covered for the first time', fallback: false, parse: bool, boolean: true }),
   s({ key: 'jobAttempts', env: 'TG_JOB_ATTEMPTS', flag: '--job-attempts', help: 'attempts of a ticket job before it fails for good', fallback: 100, parse: integer(1, 1_000_000) }),

@@ -16,7 +16,7 @@ import type { KeyspaceSubscriber } from './keyspace-subscriber.js';
 import type { Logger } from './logger.js';
 import type { Reconciler } from './reconciler.js';
 import type { RedisClient } from './redis.js';
-import type { Acquired } from './scripts.js';
+import type { Acquired, TakenOver } from './scripts.js';
 import { ShadowBuffer } from './shadow-buffer.js';
 import { slotRangeOfPartition } from './slots.js';
 
@@ -98,11 +98,14 @@ export class Coverage {
   }
 
   /**
-   * A partition taken over from a live owner at `sentAt` (local ms): what this worker heard of
-   * it since, before it forwarded, is appended too (the old owner may have stopped already).
+   * A partition taken over from a live owner. The old owner forwarded what it heard, but it may
+   * not have heard everything since its last coverage mark (a listener cut it has not noticed
+   * yet): what this worker heard of the partition since then is appended, and where it did not
+   * hear all of it, the partition is repaired from the mark.
    */
-  takenOver(partition: number, sentAt: number): void {
-    this.replay(partition, sentAt - CLOCK_MARGIN_MS);
+  takenOver(partition: number, got: TakenOver): void {
+    const since = got.previouslyCovered < 0 ? got.now : got.previouslyCovered;
+    if (!this.replay(partition, since - this.opts.clockOffsetMs - CLOCK_MARGIN_MS)) this.opts.reconciler.request(partition, 'repair', since);
   }
 
   /** Another worker announced a crashed owner's window: append what this worker heard of it. */
@@ -116,18 +119,19 @@ export class Coverage {
     this.replay(gap.partition, gap.from - this.opts.clockOffsetMs - CLOCK_MARGIN_MS);
   }
 
-  /** Appends what this worker heard of a partition since `since` (local ms), when it heard all of it. */
-  private replay(partition: number, since: number): void {
+  /** Appends what this worker heard of a partition since `since` (local ms); false when it did not hear all of it. */
+  private replay(partition: number, since: number): boolean {
     const { first, last } = slotRangeOfPartition(partition, this.opts.partitions);
     const heard = this.opts.subscriber.coveredSince(first, last) <= since ? this.shadow.take(partition, since) : null;
     if (heard === null) {
       this.shadow.drop(partition);
-      return;
+      return false;
     }
     for (const k of heard) this.opts.markDirty(partition, k.key, k.event, k.at);
     this.stats.gapsReplayed++;
     this.stats.keysReplayed += heard.length;
-    this.opts.logger.info('gap replayed from the shadow buffer', { partition, sinceMs: Date.now() - since, keys: heard.length });
+    if (heard.length > 0) this.opts.logger.info('gap replayed from the shadow buffer', { partition, sinceMs: Date.now() - since, keys: heard.length });
+    return true;
   }
 
   /** Held partitions with a slot on the node. */

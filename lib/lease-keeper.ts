@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from './logger.js';
 import type { Keys } from './keys.js';
 import type { RedisClient } from './redis.js';
-import type { Acquired, Scripts } from './scripts.js';
+import type { Acquired, Scripts, TakenOver } from './scripts.js';
 
 export interface LeaseKeeperOptions {
   scripts: Scripts;
@@ -123,7 +123,7 @@ export class LeaseKeeper extends EventEmitter {
   }
 
   /** Takes over a lease offered to this worker; null when it is not offered (any more). */
-  async takeOver(partition: number, from: string): Promise<{ token: number } | null> {
+  async takeOver(partition: number, from: string): Promise<TakenOver | null> {
     const sentAt = performance.now();
     const got = await this.opts.scripts.takeOverLease(partition, this.opts.workerId, from, this.opts.ttlMs);
     if (got) this.held.set(partition, { token: got.token, deadline: this.deadlineFrom(sentAt) });

@@ -63,6 +63,8 @@ export interface ReconcilerOptions {
   owned: () => number[];
   /** Keys per second of the continuous pass; 0: no continuous pass. */
   ratePerSecond: number;
+  /** Shortest time between the starts of two continuous passes. */
+  minPassMs: number;
   graceMs: number;
   /** Redis time now, ms. */
   redisNow: () => number;
@@ -235,9 +237,18 @@ export class Reconciler {
   /** One partition of the continuous pass (one SCAN of everything owned when standalone). */
   private async continuousStep(): Promise<void> {
     if (this.round.length === 0) {
-      if (this.roundStarted > 0) {
-        this.stats.passes++;
-        this.opts.logger.info('reconciliation pass done', { ms: Date.now() - this.roundStarted, divergent: this.stats.divergent });
+      // A small keyspace is gone over quickly: passes start no more often than the interval.
+      const rest = this.roundStarted + this.opts.minPassMs - Date.now();
+      if (rest > 0) {
+        // Differences found late in the pass are checked again meanwhile, once their grace is over.
+        const due = this.candidates[0]?.due;
+        const wait = due === undefined ? rest : Math.min(rest, Math.max(0, due - Date.now()));
+        await new Promise<void>((r) => {
+          this.wake = r;
+          setTimeout(r, wait);
+        });
+        if (this.candidates.length > 0 && this.candidates[0]!.due <= Date.now()) await this.recheck(false);
+        return;
       }
       this.round = this.opts.owned();
       this.roundStarted = Date.now();
@@ -246,6 +257,10 @@ export class Reconciler {
     const next = this.opts.target.cluster ? [this.round.shift()!] : this.round.splice(0);
     const still = next.filter((p) => owned.has(p));
     if (still.length > 0) await this.compare(still, 'reconcile');
+    if (this.round.length === 0) {
+      this.stats.passes++;
+      this.opts.logger.info('reconciliation pass done', { ms: Date.now() - this.roundStarted, divergent: this.stats.divergent });
+    }
   }
 
   /** Waits so the continuous pass keeps its rate; requested passes and due rechecks go first. */
@@ -276,6 +291,8 @@ export class Reconciler {
         for (let slot = first; slot <= last; slot++) {
           const keys = await this.keysInSlot(slot);
           for (let i = 0; i < keys.length; i += BATCH) await this.forward(p, keys.slice(i, i + BATCH), mode, untrusted);
+          // An empty slot costs round trips too: it counts as one key.
+          await this.pace(Math.max(1, keys.length), mode);
         }
         await this.backward(p, mode, untrusted);
       }
@@ -290,9 +307,13 @@ export class Reconciler {
       const byPartition = new Map<number, Buffer[]>();
       for (const k of keys) {
         const p = partitionOfSlot(keySlot(k), this.opts.partitions);
-        if (wanted.has(p)) byPartition.set(p, [...(byPartition.get(p) ?? []), k]);
+        if (!wanted.has(p)) continue;
+        const group = byPartition.get(p);
+        if (group) group.push(k);
+        else byPartition.set(p, [k]);
       }
       for (const [p, group] of byPartition) await this.forward(p, group, mode, untrusted);
+      await this.pace(Math.max(1, keys.length), mode);
     } while (cursor !== '0');
     for (const p of partitions) await this.backward(p, mode, untrusted);
   }
@@ -314,7 +335,6 @@ export class Reconciler {
     const digests = await this.digests(unknown);
     // Known keys are compared by the backward half.
     await this.act(partition, unknown, unknownEntries, digests, mode, untrusted);
-    await this.pace(keys.length, mode);
   }
 
   /** The index of a partition: every indexed key compared with what it holds now; old tombstones pruned. */
@@ -336,7 +356,7 @@ export class Reconciler {
       const cutoff = Date.now() - TOMBSTONE_RETENTION_MS;
       const old = page.entries.filter(([, e]) => e.digest === '' && seqMs(e.seq) < cutoff).map(([k]) => k);
       if (old.length > 0) this.stats.tombstonesPruned += await this.scripts().pruneTombstones(partition, cutoff, old);
-      await this.pace(page.entries.length, mode);
+      await this.pace(Math.max(1, page.entries.length), mode);
     } while (cursor !== '0');
   }
 
@@ -412,7 +432,9 @@ export class Reconciler {
     const bySlot = new Map<number, number[]>();
     keys.forEach((k, i) => {
       const slot = keySlot(k);
-      bySlot.set(slot, [...(bySlot.get(slot) ?? []), i]);
+      const at = bySlot.get(slot);
+      if (at) at.push(i);
+      else bySlot.set(slot, [i]);
     });
     const out = new Array<string>(keys.length);
     await Promise.all(
@@ -460,7 +482,7 @@ export class Reconciler {
   }
 }
 
-export type OfflineOptions = Omit<ReconcilerOptions, 'nodeOfSlot' | 'logger' | 'redisNow' | 'owned'> & Partial<Pick<ReconcilerOptions, 'owned' | 'logger'>>;
+export type OfflineOptions = Omit<ReconcilerOptions, 'nodeOfSlot' | 'logger' | 'redisNow' | 'owned' | 'minPassMs'> & Partial<Pick<ReconcilerOptions, 'owned' | 'logger'>>;
 
 /**
  * A reconciler outside a worker (`tg reconcile`, benchmarks, tests): the masters read once
@@ -468,7 +490,7 @@ export type OfflineOptions = Omit<ReconcilerOptions, 'nodeOfSlot' | 'logger' | '
  */
 export async function offlineReconciler(opts: OfflineOptions): Promise<Reconciler> {
   const slotNode = slotNodes(await masters(opts.client, opts.target));
-  return new Reconciler({ owned: () => [], logger: silentLogger(), ...opts, nodeOfSlot: (s) => slotNode[s], redisNow: () => Date.now() });
+  return new Reconciler({ owned: () => [], logger: silentLogger(), minPassMs: 0, ...opts, nodeOfSlot: (s) => slotNode[s], redisNow: () => Date.now() });
 }
 
 function sleep(ms: number): Promise<void> {

@@ -61,6 +61,13 @@ export interface Acquired {
   previousOwner: string | null;
 }
 
+export interface TakenOver {
+  token: number;
+  now: number;
+  /** Coverage mark the old owner's last renewal left (Redis ms); -1 when none. */
+  previouslyCovered: number;
+}
+
 export interface ValueRead {
   type: string;
   /** Digest of the value (lua/includes/value-digest.lua); '' when the key does not exist. */
@@ -135,12 +142,12 @@ export class Scripts {
   }
 
   /** Takes over a lease offered to this worker by `from`; null when it is not (or no longer) offered. */
-  async takeOverLease(partition: number, workerId: string, from: string, ttlMs: number): Promise<{ token: number; now: number } | null> {
+  async takeOverLease(partition: number, workerId: string, from: string, ttlMs: number): Promise<TakenOver | null> {
     const k = this.keys;
     const reply = (await this.call.takeOverLease(k.lease(partition), k.token(partition), k.covered(partition), workerId, from, ttlMs)) as number | number[];
     if (reply === LeaseCode.NotOffered) return null;
-    const [token, now] = reply as number[];
-    return { token: token!, now: now! };
+    const [token, now, previouslyCovered] = reply as number[];
+    return { token: token!, now: now!, previouslyCovered: previouslyCovered! };
   }
 
   /** Records a heartbeat; returns the live members and those just dropped for silence. */

@@ -225,6 +225,7 @@ export class GeneratorWorker {
       nodeOfSlot: (slot) => this.subscriber.nodeOfSlot(slot),
       owned: () => this.ownedPartitions(),
       ratePerSecond: config.reconcileRate,
+      minPassMs: config.reconcileIntervalMs,
       graceMs: config.reconcileGraceMs,
       redisNow: () => Date.now() + clockOffsetMs,
       markDirty: (p, key, event) => this.writer.add(p, key, event),
@@ -343,12 +344,11 @@ export class GeneratorWorker {
       if (got.previousOwner !== null && got.previousOwner !== id) this.stats.takeovers++;
       this.coverage.acquired(partition, got);
     } else if (lease.offer === id) {
-      const sentAt = Date.now();
       const got = await leases.takeOver(partition, lease.owner);
       if (!got) return;
       this.startForwarding(partition, lease.owner, got.token, 'taken-over');
       this.stats.handovers++;
-      this.coverage.takenOver(partition, sentAt);
+      this.coverage.takenOver(partition, got);
       await this.client.publish(this.keys.controlChannel(lease.owner), encodeDisconnect({ partition, token: got.token, owner: id }));
     }
   }

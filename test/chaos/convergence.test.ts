@@ -146,7 +146,7 @@ describe('exact convergence', function () {
     const prefix = randomPrefix();
     const redis = await client(clusterUrl());
     try {
-      procs = await startWorkers(clusterUrl(), prefix, 1, redis, { TG_RECONCILE_RATE: '50000', TG_RECONCILE_GRACE_MS: '300' });
+      procs = await startWorkers(clusterUrl(), prefix, 1, redis, { TG_RECONCILE_RATE: '50000', TG_RECONCILE_GRACE_MS: '300', TG_RECONCILE_INTERVAL_MS: '0' });
       const keys = Array.from({ length: 300 }, (_, i) => `${prefix}-k:${i}`);
       for (const k of keys) await redis.set(k, `v:${k}`);
       await waitForConvergence(redis, prefix, keys, 30000);
@@ -185,6 +185,7 @@ describe('exact convergence', function () {
         TG_HTTP_PORT: '0',
         TG_RECONCILE_RATE: '50000',
         TG_RECONCILE_GRACE_MS: '300',
+        TG_RECONCILE_INTERVAL_MS: '0',
       });
       const keys = Array.from({ length: 20 }, (_, i) => `${prefix}-k:poison:${i}`);
       for (const k of keys) await redis.set(k, `v:${k}`);
