@@ -18,6 +18,27 @@ export function encodeDisconnect(d: Disconnect): string {
   return JSON.stringify({ type: 'disconnect', ...d });
 }
 
+/**
+ * An offer notice: the owner offered a partition's lease to the receiver, which reads the
+ * leases at once rather than at its next periodic look. Also only a prompt: a forged one costs
+ * one read of the leases.
+ */
+export interface OfferNotice {
+  partition: number;
+  /** The offering owner. */
+  from: string;
+}
+
+export function encodeOffer(o: OfferNotice): string {
+  return JSON.stringify({ type: 'offer', ...o });
+}
+
+export function parseOffer(raw: string, partitions: number): OfferNotice | null {
+  const m = fieldsOf(raw, 'offer', partitions);
+  if (!m || typeof m.from !== 'string' || m.from.length === 0 || m.from.length > 200) return null;
+  return { partition: m.partition as number, from: m.from };
+}
+
 /** The fields of a JSON message of the given type about an existing partition, or null. */
 function fieldsOf(raw: string, type: string, partitions: number): Record<string, unknown> | null {
   let m: unknown;

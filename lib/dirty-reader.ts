@@ -25,7 +25,7 @@ export interface DirtyReaderOptions {
 type RawEntry = [Buffer, Buffer[]];
 
 /** Sweeps between two claims of entries left pending by any consumer. */
-const CLAIM_EVERY_SWEEPS = 30;
+const CLAIM_EVERY_SWEEPS = 6;
 
 function parseEntries(raw: readonly RawEntry[]): DirtyEntry[] {
   const entries: DirtyEntry[] = [];

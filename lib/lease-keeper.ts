@@ -114,12 +114,13 @@ export class LeaseKeeper extends EventEmitter {
     this.emit('lost', partition, reason);
   }
 
-  /** Offers a held lease to its next owner; a refusal means it was already superseded. */
-  async offer(partition: number, to: string): Promise<void> {
+  /** Offers a held lease to its next owner; false when it is not held (a refusal means it was already superseded). */
+  async offer(partition: number, to: string): Promise<boolean> {
     const lease = this.held.get(partition);
-    if (!lease) return;
+    if (!lease) return false;
     const ok = await this.opts.scripts.offerLease(partition, this.opts.workerId, lease.token, to);
     if (!ok) this.drop(partition, 'superseded');
+    return ok;
   }
 
   /** Takes over a lease offered to this worker; null when it is not offered (any more). */

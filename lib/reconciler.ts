@@ -32,8 +32,11 @@ import { adoptedAt, adoptedSeq, needsTicket, seqMs, TicketIndex, type IndexEntry
 
 export type PassMode = 'repair' | 'backfill' | 'adopt' | 'reconcile';
 
-/** Keys a batch compares; also the pace's unit. */
+/** Keys a batch compares. */
 const BATCH = 500;
+
+/** Keys first asked of a slot (more when it holds more). */
+const SLOT_PAGE = 1000;
 
 /** Tombstones older than this are forgotten: no ticket job lives that long. */
 export const TOMBSTONE_RETENTION_MS = 3_600_000;
@@ -288,8 +291,7 @@ export class Reconciler {
     if (this.opts.target.cluster) {
       for (const p of partitions) {
         const { first, last } = slotRangeOfPartition(p, this.opts.partitions);
-        for (let slot = first; slot <= last; slot++) {
-          const keys = await this.keysInSlot(slot);
+        for (const keys of await this.keysInSlots(first, last)) {
           for (let i = 0; i < keys.length; i += BATCH) await this.forward(p, keys.slice(i, i + BATCH), mode, untrusted);
           // An empty slot costs round trips too: it counts as one key.
           await this.pace(Math.max(1, keys.length), mode);
@@ -447,17 +449,34 @@ export class Reconciler {
   }
 
   /**
-   * Every key of a slot. GETKEYSINSLOT has no cursor and keys keep arriving under load, so a
-   * count read first could cut some off: ask for more than there are until fewer come back.
+   * Every key of each slot in [first, last], one pipeline per node. GETKEYSINSLOT has no cursor
+   * and keys keep arriving under load, so a slot whose reply is full is asked again for twice as
+   * many until fewer come back.
    */
-  private async keysInSlot(slot: number): Promise<Buffer[]> {
-    const { conn } = this.node(slot);
-    let want = (await conn.cluster('COUNTKEYSINSLOT', slot)) * 2 + 100;
-    for (;;) {
-      const keys = (await conn.callBuffer('CLUSTER', 'GETKEYSINSLOT', slot, want)) as Buffer[];
-      if (keys.length < want) return keys;
-      want *= 2;
+  private async keysInSlots(first: number, last: number): Promise<Buffer[][]> {
+    const out: Buffer[][] = [];
+    const byNode = new Map<Redis, number[]>();
+    for (let slot = first; slot <= last; slot++) {
+      const { conn } = this.node(slot);
+      const slots = byNode.get(conn);
+      if (slots) slots.push(slot);
+      else byNode.set(conn, [slot]);
     }
+    await Promise.all(
+      [...byNode].map(async ([conn, slots]) => {
+        const pipeline = conn.pipeline();
+        for (const slot of slots) pipeline.callBuffer('CLUSTER', 'GETKEYSINSLOT', slot, SLOT_PAGE);
+        const replies = (await pipeline.exec()) ?? [];
+        for (let i = 0; i < slots.length; i++) {
+          const [err, keys] = replies[i] ?? [new Error('no reply')];
+          if (err) throw err;
+          let listed = keys as Buffer[];
+          for (let want = SLOT_PAGE * 2; listed.length >= want / 2; want *= 2) listed = (await conn.callBuffer('CLUSTER', 'GETKEYSINSLOT', slots[i]!, want)) as Buffer[];
+          out[slots[i]! - first] = listed;
+        }
+      }),
+    );
+    return out;
   }
 
   /** Scripts on the command connection, for the index. */

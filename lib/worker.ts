@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import type { ConnectionOptions } from 'bullmq';
 import { assign } from './assignment.js';
 import type { Config } from './config.js';
-import { encodeDisconnect, parseDisconnect } from './control.js';
+import { encodeDisconnect, encodeOffer, parseDisconnect, parseOffer } from './control.js';
 import { Coverage } from './coverage.js';
 import { DirtyReader } from './dirty-reader.js';
 import { DirtyWriter } from './dirty-writer.js';
@@ -28,10 +28,17 @@ import { TicketQueue } from './ticket-queue.js';
 import { TicketWorker } from './ticket-worker.js';
 
 /** How often owned dirty streams are read even without a local append (late appends of others). */
-const SWEEP_INTERVAL_MS = 1000;
+const SWEEP_INTERVAL_MS = 5000;
 
 /** Most time between two looks at membership and leases (fewer when the renew interval is shorter). */
 const BALANCE_INTERVAL_MS = 250;
+
+/**
+ * Most time between two reads of every lease while nothing changed: membership changes, offers
+ * (announced on the control channel), a lease this worker lost and an unsettled assignment are
+ * read at once.
+ */
+const LEASE_READ_INTERVAL_MS = 10_000;
 
 /** A listener that has not proved for this long that it heard everything makes the worker unready. */
 const READY_MAX_LAG_MS = 5000;
@@ -116,6 +123,9 @@ export class GeneratorWorker {
   readonly stats: WorkerStats = { eventsReceived: 0, handovers: 0, takeovers: 0, redisReconnects: 0 };
   /** Whether the last look at the leases found this worker holding exactly its share. */
   private settled = false;
+  /** Set when the leases must be read at the next look (an offer was announced). */
+  private leasesStale = true;
+  private leasesReadAt = 0;
   private started = false;
 
   constructor(
@@ -211,7 +221,10 @@ export class GeneratorWorker {
       logger,
       coverageMark: (p) => this.coverage.coverageMark(p),
     });
-    this.leases.on('lost', (p: number) => this.stopForwarding(p));
+    this.leases.on('lost', (p: number) => {
+      this.stopForwarding(p);
+      this.leasesStale = true;
+    });
     const sentAt = Date.now();
     const [seconds, micros] = await this.client.time();
     const clockOffsetMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - (sentAt + Date.now()) / 2;
@@ -258,7 +271,10 @@ export class GeneratorWorker {
     this.control.on('error', (err: Error) => logger.debug('redis error (control)', { err: err.message }));
     this.control.on('message', (channel: string, message: string) => {
       if (channel === keys.gapsChannel()) this.coverage.gapNotice(message);
-      else void this.onControl(message);
+      else if (parseOffer(message, config.partitions)) {
+        this.leasesStale = true;
+        void this.balance();
+      } else void this.onControl(message);
     });
     await this.control.subscribe(keys.controlChannel(this.id), keys.gapsChannel());
 
@@ -319,8 +335,15 @@ export class GeneratorWorker {
         void publishEvent(this.client, keys, { type: 'joined', worker: id }).catch(() => undefined);
       }
     }
+    live.sort();
+    const membersChanged = live.join() !== this.members.join();
     this.members = live;
     if (live.length === 0) return;
+    // Settled and nothing announced: the leases need only the periodic look (O(1) commands a tick).
+    const due = Date.now() - this.leasesReadAt >= LEASE_READ_INTERVAL_MS;
+    if (this.settled && !membersChanged && !this.leasesStale && !this.leaving && !due) return;
+    this.leasesStale = false;
+    this.leasesReadAt = Date.now();
     const leases = await readLeases(this.client, keys, config.partitions);
     const target = assign({ partitions: config.partitions, members: live, owners: leases.map((l) => l.owner) });
     this.settled = target.every((to, p) => (to === id) === this.leases.held.has(p));
@@ -330,7 +353,9 @@ export class GeneratorWorker {
   private async move(partition: number, lease: LeaseState, to: string): Promise<void> {
     const { id, leases } = this;
     if (leases.held.has(partition)) {
-      if (to !== id && lease.owner === id && lease.offer !== to) await leases.offer(partition, to);
+      if (to !== id && lease.owner === id && lease.offer !== to && (await leases.offer(partition, to))) {
+        await this.client.publish(this.keys.controlChannel(to), encodeOffer({ partition, from: id }));
+      }
       return;
     }
     if (to !== id || this.leaving || this.stopping) return;

@@ -1,0 +1,60 @@
+/**
+ * `npm run bench:idle`: what a worker costs when nothing happens. Starts the embedded cluster
+ * (or uses TG_REDIS_URL) and N workers, waits until every partition has an owner and a first
+ * reconciliation pass is behind them, then reads each worker's CPU time from /proc over a window.
+ *
+ * node loadtest/idle-bench.js [--workers 3] [--seconds 10]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../lib/config.js';
+import { Keys } from '../lib/keys.js';
+import { readLeases } from '../lib/lease-keeper.js';
+import { startLocalRedis, type LocalRedis } from '../lib/local-redis.js';
+import { connect, detectTarget } from '../lib/redis.js';
+
+const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '3' }, seconds: { type: 'string', default: '10' } }, strict: true });
+const count = Number(a.workers);
+const seconds = Number(a.seconds);
+if (!Number.isInteger(count) || count < 1) throw new Error(`--workers: '${a.workers}' must be a whole number of at least 1`);
+if (!(seconds > 0)) throw new Error(`--seconds: '${a.seconds}' must be a positive number`);
+
+/** User plus system CPU time of a process, ms (Linux /proc; clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+const local: LocalRedis | undefined = process.env.TG_REDIS_URL ? undefined : await startLocalRedis({ mode: 'cluster' });
+const url = process.env.TG_REDIS_URL ?? local!.url;
+const redis = connect(await detectTarget(loadConfig({ TG_REDIS_URL: url }, []).redis));
+const prefix = `ib${Date.now().toString(36)}`;
+const workers: ChildProcess[] = [];
+try {
+  for (let i = 0; i < count; i++) {
+    workers.push(
+      spawn(process.execPath, [fileURLToPath(new URL('../workers/start.js', import.meta.url))], {
+        env: { ...process.env, TG_REDIS_URL: url, TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*`, TG_LOG_LEVEL: 'warn' },
+        stdio: ['ignore', 'ignore', 'inherit'],
+      }),
+    );
+  }
+  const deadline = Date.now() + 60000;
+  while (!(await readLeases(redis, new Keys(prefix), 271)).every((l) => l.owner !== null)) {
+    if (Date.now() > deadline) throw new Error('the workers did not own every partition within 60 s');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  // The first coverage's comparison and the first reconciliation pass are start-up work, not idle cost.
+  await new Promise((r) => setTimeout(r, 5000));
+  const before = workers.map((w) => cpuMs(w.pid!));
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const used = workers.map((w, i) => cpuMs(w.pid!) - before[i]!);
+  process.stdout.write(`${count} idle worker(s), ${seconds} s: CPU ${used.map((ms) => `${(ms / seconds).toFixed(1)}`).join(', ')} ms/s\n`);
+} finally {
+  workers.forEach((w) => w.kill('SIGTERM'));
+  await Promise.all(workers.map((w) => new Promise((r) => (w.exitCode !== null ? r(null) : w.once('exit', r)))));
+  await redis.quit();
+  await local?.stop();
+}
