@@ -5,7 +5,8 @@
  * Balanced: each of N members gets floor(P/N) or ceil(P/N). Sticky, like Kafka's
  * cooperative-sticky assignor: a member keeps what it owns up to its quota, and the
  * ceil quotas go to the members owning the most, so only surplus and free partitions
- * move. A balanced assignment is its own result: no flapping.
+ * move. A balanced assignment is its own result: no flapping. Free partitions are dealt in
+ * contiguous runs, so each member's slots lie on few masters.
  */
 
 export interface AssignmentInput {
@@ -38,13 +39,18 @@ export function assign(input: AssignmentInput): string[] {
     for (const p of owned.get(m)!.slice(0, quota.get(m))) target[p] = m;
   }
   const room = new Map(members.map((m) => [m, quota.get(m)! - owned.get(m)!.slice(0, quota.get(m)).length]));
+  // Free partitions go in runs: a member takes the next ones while it has room, so its partitions
+  // are few contiguous slot ranges and it listens on few masters. A run starts with the member
+  // with the most room.
+  let taker: string | undefined;
   for (let p = 0; p < partitions; p++) {
     if (target[p] !== null) continue;
-    // The member with the most room takes the next free partition, so free ranges spread out.
-    let best = members[0]!;
-    for (const m of members) if (room.get(m)! > room.get(best)!) best = m;
-    target[p] = best;
-    room.set(best, room.get(best)! - 1);
+    if (taker === undefined || room.get(taker)! === 0) {
+      taker = members[0]!;
+      for (const m of members) if (room.get(m)! > room.get(taker)!) taker = m;
+    }
+    target[p] = taker;
+    room.set(taker, room.get(taker)! - 1);
   }
   return target as string[];
 }

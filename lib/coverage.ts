@@ -57,9 +57,10 @@ export class Coverage {
       const held = this.partitionsOn(node);
       this.heldWhenDropped.set(node, new Set([...(this.heldWhenDropped.get(node) ?? []), ...held]));
     });
-    opts.subscriber.on('confirmed', (node: string, gapSince: number | null, appeared: boolean) => {
-      if (gapSince !== null) this.subscriptionGap(node, gapSince, appeared);
+    opts.subscriber.on('confirmed', (node: string, gapSince: number | null) => {
+      if (gapSince !== null) this.subscriptionGap(node, gapSince);
     });
+    opts.subscriber.on('appeared', (node: string, since: number) => this.masterAppeared(node, since));
   }
 
   /** An event of a partition this worker does not forward. */
@@ -143,17 +144,25 @@ export class Coverage {
     });
   }
 
-  /**
-   * A subscription was down (or a master is new): the partitions held on that node, then or
-   * now, missed its events. A new master may also have lost writes to the queue, the dirty
-   * streams or the sink it now serves: every held partition is compared then.
-   */
-  private subscriptionGap(node: string, since: number, appeared: boolean): void {
+  /** A subscription was down: the partitions held on that node, then or now, missed its events. */
+  private subscriptionGap(node: string, since: number): void {
     // Events of other partitions on that node were missed too: the shadow buffer is incomplete.
     this.shadow.reset(Date.now());
-    const affected = new Set([...(this.heldWhenDropped.get(node) ?? []), ...(appeared ? this.opts.held() : this.partitionsOn(node))]);
+    const affected = new Set([...(this.heldWhenDropped.get(node) ?? []), ...this.partitionsOn(node)]);
     this.heldWhenDropped.delete(node);
-    this.opts.logger.info('repairing an unheard window', { node, unheardMs: Date.now() - since, partitions: affected.size, newMaster: appeared });
+    this.opts.logger.info('repairing an unheard window', { node, unheardMs: Date.now() - since, partitions: affected.size });
     for (const p of affected) this.opts.reconciler.request(p, 'repair', since + this.opts.clockOffsetMs);
+  }
+
+  /**
+   * A master new since the start (a failover, a resharding) served slots nobody may have heard,
+   * and may have lost writes to the queue, the dirty streams or the sink it now serves: every
+   * held partition is compared.
+   */
+  private masterAppeared(node: string, since: number): void {
+    this.shadow.reset(Date.now());
+    const held = [...this.opts.held()];
+    this.opts.logger.info('repairing an unheard window', { node, unheardMs: Date.now() - since, partitions: held.length, newMaster: true });
+    for (const p of held) this.opts.reconciler.request(p, 'repair', since + this.opts.clockOffsetMs);
   }
 }

@@ -44,21 +44,28 @@ interface NodeSubscription {
   confirmedAt: number;
   /** Epoch ms when the subscription was lost; null while confirmed or before the first one. */
   downSince: number | null;
-  /** A master that appeared after the start (failover, resharding), until its first confirmation. */
-  appeared: boolean;
+  /** Let go because no partition of this worker needs it: its close is no loss. */
+  detached: boolean;
 }
 
 /**
- * Emits 'confirmed' (node name, gapSince: epoch ms or null, appeared: a master new since the
- * start) whenever a node's subscription is confirmed, gapSince telling since when events may
- * have been missed, and 'dropped' (node name, epoch ms of its last heard-up-to watermark)
- * when a confirmed one is lost.
+ * Listens on the masters it is told to want (every master until told otherwise): keyspace
+ * events cannot be filtered by slot, so a worker listens only where its partitions live.
+ *
+ * Emits 'confirmed' (node name, gapSince: epoch ms or null) whenever a node's subscription is
+ * confirmed, gapSince telling since when events may have been missed; 'dropped' (node name,
+ * epoch ms of its last heard-up-to watermark) when a confirmed one is lost; and 'appeared'
+ * (node name, epoch ms since when it may have served unheard) when a master new since the
+ * start shows in the topology (a failover, a resharding), wanted or not.
  */
 export class KeyspaceSubscriber extends EventEmitter {
   private readonly nodes = new Map<string, NodeSubscription>();
   /** Index into nodeNames of the master serving each slot, -1 when unknown. */
   private readonly slotNode = new Int32Array(SLOT_COUNT).fill(-1);
   private nodeNames: string[] = [];
+  private topology: MasterNode[] = [];
+  /** 1 for each slot whose events are wanted; null: every master's. */
+  private wantedSlots: Uint8Array | null = null;
   private readonly channelPrefixLength: number;
   private readonly pattern: string;
   private timer: NodeJS.Timeout | undefined;
@@ -167,20 +174,66 @@ export class KeyspaceSubscriber extends EventEmitter {
   private async doRefresh(initial: boolean): Promise<void> {
     const current = await masters(this.opts.client, this.opts.target);
     if (this.stopped) return;
+    const known = new Set(this.nodeNames);
+    this.topology = current;
     this.nodeNames = current.map(endpointName);
     this.slotNode.fill(-1);
     current.forEach((node, i) => {
       for (const [first, last] of node.ranges) this.slotNode.fill(i, first, last + 1);
     });
-    const wanted = new Set(this.nodeNames);
+    const present = new Set(this.nodeNames);
     for (const [name, sub] of this.nodes) {
-      if (!wanted.has(name)) {
+      if (!present.has(name)) {
         this.opts.logger.info('master left the topology; unsubscribing', { node: name });
         this.nodes.delete(name);
         sub.conn.disconnect();
       }
     }
-    const added = current.filter((node) => !this.nodes.has(endpointName(node)));
+    if (!initial) {
+      // It served its slots for up to two topology periods before this worker saw it.
+      const since = Date.now() - 2 * (this.opts.refreshIntervalMs ?? 5000);
+      for (const name of this.nodeNames) if (!known.has(name)) this.emit('appeared', name, since);
+    }
+    // Only the start waits for its subscriptions; later ones must not hold up the next topology read.
+    const attaching = this.attachWanted(initial);
+    if (initial) await attaching;
+    else attaching.catch((err: unknown) => this.opts.logger.warn('keyspace subscription failed', { err: String(err) }));
+  }
+
+  /**
+   * Listens on exactly the masters serving these slots (1 in `slots`), now and after every
+   * topology change.
+   */
+  want(slots: Uint8Array): void {
+    this.wantedSlots = slots;
+    this.attachWanted(false).catch((err: unknown) => this.opts.logger.warn('keyspace subscription failed', { err: String(err) }));
+  }
+
+  /** Names of the masters serving a wanted slot; null: all. */
+  private wantedNodes(): Set<string> | null {
+    if (this.wantedSlots === null) return null;
+    const names = new Set<string>();
+    for (let slot = 0; slot < SLOT_COUNT; slot++) {
+      if (this.wantedSlots[slot] !== 1) continue;
+      const i = this.slotNode[slot]!;
+      if (i >= 0) names.add(this.nodeNames[i]!);
+    }
+    return names;
+  }
+
+  /** Attaches the wanted masters of the topology not attached yet; lets go of the others. */
+  private async attachWanted(initial: boolean): Promise<void> {
+    if (this.stopped) return;
+    const nodes = this.wantedNodes();
+    const wanted = (name: string) => nodes === null || nodes.has(name);
+    for (const [name, sub] of this.nodes) {
+      if (wanted(name)) continue;
+      sub.detached = true;
+      this.nodes.delete(name);
+      this.opts.logger.debug('keyspace subscription no longer needed', { node: name });
+      sub.conn.disconnect();
+    }
+    const added = this.topology.filter((node) => wanted(endpointName(node)) && !this.nodes.has(endpointName(node)));
     await Promise.all(added.map((node) => this.attach(node, initial)));
   }
 
@@ -193,17 +246,14 @@ export class KeyspaceSubscriber extends EventEmitter {
       maxRetriesPerRequest: null,
       connectionName: 'tg-keyspace',
     });
-    // A master that appears after the start (a failover, a resharding) served its slots
-    // unheard for a while: its first confirmation reports a gap of two topology periods.
-    const downSince = initial ? null : Date.now() - 2 * (this.opts.refreshIntervalMs ?? 5000);
-    const sub: NodeSubscription = { name, conn, confirmed: false, confirmedAt: 0, downSince, appeared: !initial, heardAt: 0, pinging: false };
+    const sub: NodeSubscription = { name, conn, confirmed: false, confirmedAt: 0, downSince: null, detached: false, heardAt: 0, pinging: false };
     this.nodes.set(name, sub);
     conn.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => {
       this.opts.onEvent(channel.subarray(this.channelPrefixLength), message);
     });
     conn.on('error', (err: Error) => this.opts.logger.debug('keyspace subscriber error', { node: name, err: err.message }));
     conn.on('close', () => {
-      if (sub.confirmed && !this.stopped) {
+      if (sub.confirmed && !this.stopped && !sub.detached) {
         sub.confirmed = false;
         // Events after the last answered ping may have been lost with the connection's buffers.
         sub.downSince = sub.heardAt || sub.confirmedAt;
@@ -249,10 +299,8 @@ export class KeyspaceSubscriber extends EventEmitter {
     sub.confirmedAt = sentAt;
     sub.heardAt = sentAt;
     const gapSince = sub.downSince;
-    const appeared = sub.appeared;
     sub.downSince = null;
-    sub.appeared = false;
     this.opts.logger.info('keyspace subscription confirmed', { node: sub.name, pattern: this.pattern });
-    this.emit('confirmed', sub.name, gapSince, appeared);
+    this.emit('confirmed', sub.name, gapSince);
   }
 }

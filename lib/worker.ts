@@ -23,7 +23,7 @@ import { backoff, connect, detectTarget, type RedisClient, type RedisTarget } fr
 import { printableKey, Reconciler } from './reconciler.js';
 import { Scripts } from './scripts.js';
 import { loadSink, StreamSink } from './sink.js';
-import { keySlot, partitionOfSlot, slotRangeOfPartition } from './slots.js';
+import { keySlot, partitionOfSlot, SLOT_COUNT, slotRangeOfPartition } from './slots.js';
 import { TicketQueue } from './ticket-queue.js';
 import { TicketWorker } from './ticket-worker.js';
 
@@ -347,7 +347,23 @@ export class GeneratorWorker {
     const leases = await readLeases(this.client, keys, config.partitions);
     const target = assign({ partitions: config.partitions, members: live, owners: leases.map((l) => l.owner) });
     this.settled = target.every((to, p) => (to === id) === this.leases.held.has(p));
+    this.listenFor(target);
     await Promise.all(target.map((to, p) => this.move(p, leases[p]!, to)));
+  }
+
+  /**
+   * Listens where the partitions this worker holds or is to take live, and nowhere else: every
+   * listener receives every event of its master, so listening everywhere would make each worker
+   * pay for all the traffic.
+   */
+  private listenFor(target: readonly string[]): void {
+    const slots = new Uint8Array(SLOT_COUNT);
+    target.forEach((to, p) => {
+      if ((to !== this.id || this.leaving) && !this.leases.held.has(p)) return;
+      const { first, last } = slotRangeOfPartition(p, this.config.partitions);
+      slots.fill(1, first, last + 1);
+    });
+    this.subscriber.want(slots);
   }
 
   private async move(partition: number, lease: LeaseState, to: string): Promise<void> {

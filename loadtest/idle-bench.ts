@@ -6,7 +6,6 @@
  * node loadtest/idle-bench.js [--workers 3] [--seconds 10]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../lib/config.js';
@@ -14,18 +13,13 @@ import { Keys } from '../lib/keys.js';
 import { readLeases } from '../lib/lease-keeper.js';
 import { startLocalRedis, type LocalRedis } from '../lib/local-redis.js';
 import { connect, detectTarget } from '../lib/redis.js';
+import { cpuMs } from './proc.js';
 
 const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '3' }, seconds: { type: 'string', default: '10' } }, strict: true });
 const count = Number(a.workers);
 const seconds = Number(a.seconds);
 if (!Number.isInteger(count) || count < 1) throw new Error(`--workers: '${a.workers}' must be a whole number of at least 1`);
 if (!(seconds > 0)) throw new Error(`--seconds: '${a.seconds}' must be a positive number`);
-
-/** User plus system CPU time of a process, ms (Linux /proc; clock ticks of 10 ms). */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
 
 const local: LocalRedis | undefined = process.env.TG_REDIS_URL ? undefined : await startLocalRedis({ mode: 'cluster' });
 const url = process.env.TG_REDIS_URL ?? local!.url;

@@ -120,9 +120,9 @@ describe('operators: CLI, probes and metrics', function () {
       expect(metric(s, 'tg_members')[0]).to.equal(3);
       expect(metric(s, 'tg_ready')[0]).to.equal(1);
       expect(metric(s, 'tg_lease_renew_seconds_count')[0]).to.be.greaterThan(0);
-      // One listener a master, each of which answered a ping within the last few hundred ms.
+      // A listener on each master where the worker's partitions live, each of which answered a ping lately.
       const lag = metric(s, 'tg_subscriber_lag_seconds');
-      expect(lag).to.have.length(3);
+      expect(lag.length).to.be.within(1, 3);
       for (const seconds of lag) expect(seconds).to.be.within(0, 2);
       for (const name of ['tg_reconcile_divergent_keys_total', 'tg_ticket_jobs_failed_total', 'tg_reconcile_keys_compared_total']) expect(metric(s, name)).to.have.length(1);
     }

@@ -1,0 +1,102 @@
+/**
+ * `npm run bench:scale`: what a write costs as workers are added, and how evenly the masters
+ * share the work. For each worker count, on a fresh prefix of the embedded 3-master cluster:
+ * starts the workers, waits until every partition has an owner, writes the same load with the
+ * load writer, waits until the dirty streams are empty, and reports the workers' CPU time per
+ * write (from /proc) and, per master, the commands processed and the CPU used (INFO) as the
+ * busiest master's share against the mean.
+ *
+ * node loadtest/scale-bench.js [--workers 1,3,6] [--writes 60000] [--rate 3000]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { loadConfig } from '../lib/config.js';
+import { Keys } from '../lib/keys.js';
+import { readLeases } from '../lib/lease-keeper.js';
+import { startLocalRedis, type LocalRedis } from '../lib/local-redis.js';
+import { connect, detectTarget, masters } from '../lib/redis.js';
+import { cpuMs } from './proc.js';
+
+const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '1,3,6' }, writes: { type: 'string', default: '60000' }, rate: { type: 'string', default: '3000' } }, strict: true });
+const counts = a.workers!.split(',').map(Number);
+if (counts.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--workers: '${a.workers}' must be whole numbers of at least 1, comma-separated`);
+const writes = Number(a.writes);
+const rate = Number(a.rate);
+if (!(writes > 0) || !(rate > 0)) throw new Error('--writes and --rate must be positive numbers');
+
+const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
+const local: LocalRedis | undefined = process.env.TG_REDIS_URL ? undefined : await startLocalRedis({ mode: 'cluster' });
+const url = process.env.TG_REDIS_URL ?? local!.url;
+const target = await detectTarget(loadConfig({ TG_REDIS_URL: url }, []).redis);
+const redis = connect(target);
+const nodes = (await masters(redis, target)).map((m) => new Redis({ host: m.host, port: m.port }));
+const out = mkdtempSync(join(tmpdir(), 'tg-scale-'));
+
+/** Commands processed and CPU seconds used by each master so far. */
+async function masterCounters(): Promise<{ commands: number; cpu: number }[]> {
+  return Promise.all(
+    nodes.map(async (n) => {
+      const stats = await n.info('stats');
+      const cpu = await n.info('cpu');
+      const num = (text: string, name: string) => Number(new RegExp(`${name}:([0-9.]+)`).exec(text)![1]);
+      return { commands: num(stats, 'total_commands_processed'), cpu: num(cpu, 'used_cpu_sys') + num(cpu, 'used_cpu_user') };
+    }),
+  );
+}
+
+const ratio = (values: number[]) => Math.max(...values) / (values.reduce((x, y) => x + y, 0) / values.length);
+
+try {
+  for (const count of counts) {
+    const prefix = `sb${count}${Date.now().toString(36)}`;
+    const keys = new Keys(prefix);
+    const workers: ChildProcess[] = Array.from({ length: count }, () =>
+      spawn(process.execPath, [here('../workers/start.js')], {
+        env: { ...process.env, TG_REDIS_URL: url, TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*`, TG_LOG_LEVEL: 'warn' },
+        stdio: ['ignore', 'ignore', 'inherit'],
+      }),
+    );
+    try {
+      const deadline = Date.now() + 60000;
+      while (!(await readLeases(redis, keys, 271)).every((l) => l.owner !== null)) {
+        if (Date.now() > deadline) throw new Error('the workers did not own every partition within 60 s');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      // Let the assignment settle and the first coverage's comparison finish before measuring.
+      await new Promise((r) => setTimeout(r, 5000));
+      const cpu0 = workers.map((w) => cpuMs(w.pid!));
+      const m0 = await masterCounters();
+      const writer = spawn(process.execPath, [here('./writer.js'), '--url', url, '--prefix', prefix, '--rate', String(rate), '--writes', String(writes), '--duration-ms', String((writes / rate) * 1000), '--keys', '10000', '--out', join(out, `${prefix}.json`)], { stdio: ['ignore', 'ignore', 'inherit'] });
+      const code = await new Promise((r) => writer.on('exit', r));
+      if (code !== 0) throw new Error(`the load writer exited with ${String(code)}`);
+      const drained = Date.now() + 120000;
+      for (;;) {
+        const backlog = (await Promise.all(Array.from({ length: 271 }, (_, p) => redis.xlen(keys.dirty(p))))).reduce((x, y) => x + y, 0);
+        if (backlog === 0) break;
+        if (Date.now() > drained) throw new Error(`backlog ${backlog} not drained within 120 s`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const cpu = workers.map((w, i) => cpuMs(w.pid!) - cpu0[i]!).reduce((x, y) => x + y, 0);
+      const m1 = await masterCounters();
+      const commands = m1.map((m, i) => m.commands - m0[i]!.commands);
+      const masterCpu = m1.map((m, i) => m.cpu - m0[i]!.cpu);
+      process.stdout.write(
+        `${count} worker(s): ${((cpu * 1000) / writes).toFixed(0)} µs worker CPU per write; busiest master / mean: ${ratio(commands).toFixed(2)} in commands, ${ratio(masterCpu).toFixed(2)} in CPU ` +
+          `(commands per master ${commands.join(', ')})\n`,
+      );
+    } finally {
+      workers.forEach((w) => w.kill('SIGTERM'));
+      await Promise.all(workers.map((w) => new Promise((r) => (w.exitCode !== null ? r(null) : w.once('exit', r)))));
+    }
+  }
+} finally {
+  rmSync(out, { recursive: true, force: true });
+  nodes.forEach((n) => n.disconnect());
+  await redis.quit();
+  await local?.stop();
+}
