@@ -105,7 +105,7 @@ try {
     if (json) process.stdout.write(`${JSON.stringify(loc)}\n`);
     else process.stdout.write(`${pad([['key', loc.key], ['slot', String(loc.slot)], ['partition', String(loc.partition)], ['owner', loc.owner ?? '(none)'], ['token', String(loc.token ?? '-')], ['redis node', loc.node]])}\n`);
   } else if (command === 'info') {
-    const info = await clusterInfo(client, keys, config.partitions);
+    const info = await clusterInfo(client, keys, config.partitions, config.queueShards);
     if (json) process.stdout.write(`${JSON.stringify(info)}\n`);
     else {
       const members = [['worker', 'partitions', 'age', 'heartbeat', 'host', 'pid'], ...info.members.map((m) => [m.id, String(m.partitions), ms(m.ageMs), ms(m.heartbeatAgeMs), m.host ?? '-', String(m.pid ?? '-')])];
@@ -141,7 +141,7 @@ try {
       if (rows.length > 0) process.stdout.write(`${pad([['partition', 'key', 'newest ticket seq', 'in redis'], ...rows.map((r) => [String(r.partition), r.key, r.indexedSeq ?? '(none)', r.exists ? 'yes' : 'no'])])}\n`);
     }
   } else if (command === 'list') {
-    const info = await clusterInfo(client, keys, config.partitions);
+    const info = await clusterInfo(client, keys, config.partitions, config.queueShards);
     const owners = [...new Set(info.leases.map((l) => l.owner).filter((o): o is string => o !== null))].sort();
     if (arg !== undefined && !owners.includes(arg) && !info.members.some((m) => m.id === arg)) fail(`no worker '${arg}' (members: ${info.members.map((m) => m.id).join(', ') || 'none'})`, 1);
     const listed = (arg ? [arg] : owners).map((owner) => {

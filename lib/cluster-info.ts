@@ -4,8 +4,10 @@
  * per partition at most, a fixed-size tail of the sink), never from a scan of the data,
  * so it stays fast however many keys Redis holds and however loaded it is.
  */
-import { Queue, type ConnectionOptions } from 'bullmq';
-import { Keys, TICKET_QUEUE } from './keys.js';
+import type { ConnectionOptions } from 'bullmq';
+import type { Keys } from './keys.js';
+import { queueShardTags } from './queue-shards.js';
+import { jobCounts, openShards } from './ticket-queue.js';
 import { readLeases } from './lease-keeper.js';
 import { endpointName, masters, type RedisClient, type RedisTarget } from './redis.js';
 import { keySlot, partitionOfSlot, slotRangeOfPartition } from './slots.js';
@@ -84,7 +86,7 @@ async function recentRate(client: RedisClient, keys: Keys, now: number): Promise
   return (1000 * newest.length) / span;
 }
 
-export async function clusterInfo(client: RedisClient, keys: Keys, partitions: number): Promise<ClusterInfo> {
+export async function clusterInfo(client: RedisClient, keys: Keys, partitions: number, queueShards: number): Promise<ClusterInfo> {
   const now = await redisNow(client);
   const [heartbeats, infos, leases, lengths, ticketsTotal, rate] = await Promise.all([
     client.zrange(keys.members(), 0, -1, 'WITHSCORES'),
@@ -95,9 +97,9 @@ export async function clusterInfo(client: RedisClient, keys: Keys, partitions: n
     recentRate(client, keys, now),
   ]);
   const since = await Promise.all(Array.from({ length: partitions }, (_, p) => (leases[p]!.owner ? client.hget(keys.lease(p), 'since') : null)));
-  const queue = new Queue(TICKET_QUEUE, { connection: client as unknown as ConnectionOptions, prefix: keys.queuePrefix() });
-  const counts = await queue.getJobCounts('wait', 'active', 'delayed', 'prioritized', 'failed');
-  await queue.close();
+  const queues = openShards(client as unknown as ConnectionOptions, keys, queueShardTags(queueShards));
+  const counts = await jobCounts(queues, 'wait', 'active', 'delayed', 'prioritized', 'failed');
+  await Promise.all(queues.map((q) => q.close()));
 
   const members: MemberInfo[] = [];
   for (let i = 0; i + 1 < heartbeats.length; i += 2) {

@@ -76,9 +76,9 @@ export class Keys {
     return `${this.prefix}:gaps`;
   }
 
-  /** BullMQ key prefix: hash-tagged so each queue stays in one cluster slot. */
-  queuePrefix(): string {
-    return `${this.prefix}:{q}`;
+  /** BullMQ key prefix of a queue (shard): hash-tagged so each stays in one cluster slot. */
+  queuePrefix(tag = 'q'): string {
+    return `${this.prefix}:{${tag}}`;
   }
 
   /** True for the project's own keys, BullMQ's included. */

@@ -12,6 +12,7 @@ import type { Logger } from './logger.js';
 import type { Scripts } from './scripts.js';
 import type { Sink, Ticket } from './sink.js';
 import { keySlot, partitionOfSlot } from './slots.js';
+import { queueShardTags } from './queue-shards.js';
 import { decodeItem, type TicketJobData } from './ticket-queue.js';
 import { FAILED_DIGEST } from './ticket-index.js';
 import { formatValue } from './values.js';
@@ -27,46 +28,58 @@ export interface TicketWorkerOptions {
   logger: Logger;
   /** Lock of an active job; a crashed worker's jobs are retried once it lapses. */
   lockDurationMs: number;
+  /** Queue shards (lib/queue-shards.ts). */
+  shards: number;
 }
 
 export class TicketWorker {
-  readonly worker: Worker<TicketJobData, number>;
+  /** One BullMQ worker a queue shard, sharing the concurrency. */
+  readonly workers: Worker<TicketJobData, number>[];
   /** Tickets written so far. */
   made = 0;
   /** Jobs that failed their last attempt: their keys converge through reconciliation. */
   exhausted = 0;
 
   constructor(private readonly opts: TicketWorkerOptions) {
-    this.worker = new Worker<TicketJobData, number>(TICKET_QUEUE, (job) => this.process(job), {
-      connection: opts.connection,
-      prefix: opts.keys.queuePrefix(),
-      concurrency: opts.concurrency,
-      lockDuration: opts.lockDurationMs,
-      stalledInterval: opts.lockDurationMs,
-      maxStalledCount: 1000,
-      autorun: false,
-    });
-    this.worker.on('failed', (job, err) => {
-      const final = job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1);
-      const detail = { job: job?.id, keys: job?.data.items.length, attempt: job?.attemptsMade, err: err.message };
-      if (!final) return void opts.logger.warn('ticket job failed', detail);
-      this.exhausted++;
-      opts.logger.error('ticket job failed for good; reconciliation will make its tickets', detail);
-      // Recorded as failed (newer than an adoption, older than any later ticket), so the next
-      // reconciliation pass finds these keys whatever the index said of them before.
-      const failed = job.data.items.map(decodeItem).map((i) => ({ partition: partitionOfSlot(keySlot(i.key), opts.partitions), key: i.key, seq: i.seq, digest: FAILED_DIGEST }));
-      opts.scripts.recordTickets(failed).catch((e: unknown) => opts.logger.warn('could not record failed tickets in the index', { job: job.id, err: String(e) }));
-    });
-    this.worker.on('error', (err) => opts.logger.warn('ticket worker error', { err: err.message }));
+    const tags = queueShardTags(opts.shards);
+    this.workers = tags.map(
+      (tag) =>
+        new Worker<TicketJobData, number>(TICKET_QUEUE, (job) => this.process(job), {
+          connection: opts.connection,
+          prefix: opts.keys.queuePrefix(tag),
+          concurrency: Math.max(1, Math.ceil(opts.concurrency / tags.length)),
+          lockDuration: opts.lockDurationMs,
+          stalledInterval: opts.lockDurationMs,
+          maxStalledCount: 1000,
+          autorun: false,
+        }),
+    );
+    for (const worker of this.workers) {
+      worker.on('failed', (job, err) => this.failed(job, err));
+      worker.on('error', (err) => opts.logger.warn('ticket worker error', { err: err.message }));
+    }
+  }
+
+  private failed(job: Job<TicketJobData, number> | undefined, err: Error): void {
+    const { logger, scripts, partitions } = this.opts;
+    const final = job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1);
+    const detail = { job: job?.id, keys: job?.data.items.length, attempt: job?.attemptsMade, err: err.message };
+    if (!final) return void logger.warn('ticket job failed', detail);
+    this.exhausted++;
+    logger.error('ticket job failed for good; reconciliation will make its tickets', detail);
+    // Recorded as failed (newer than an adoption, older than any later ticket), so the next
+    // reconciliation pass finds these keys whatever the index said of them before.
+    const failed = job.data.items.map(decodeItem).map((i) => ({ partition: partitionOfSlot(keySlot(i.key), partitions), key: i.key, seq: i.seq, digest: FAILED_DIGEST }));
+    scripts.recordTickets(failed).catch((e: unknown) => logger.warn('could not record failed tickets in the index', { job: job.id, err: String(e) }));
   }
 
   start(): void {
-    void this.worker.run();
+    for (const worker of this.workers) void worker.run();
   }
 
   /** Stops taking jobs and waits for the active ones. */
-  close(): Promise<void> {
-    return this.worker.close();
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.close()));
   }
 
   private async process(job: Job<TicketJobData, number>): Promise<number> {

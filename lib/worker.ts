@@ -199,7 +199,7 @@ export class GeneratorWorker {
     const scripts = (this.scripts = new Scripts(this.client, keys));
     const sink = await loadSink(config.handler, new StreamSink(this.client, keys), logger);
     const connection = this.bullClient as unknown as ConnectionOptions;
-    this.queue = new TicketQueue(connection, keys, { attempts: config.jobAttempts, backoffMs: config.jobBackoffMs });
+    this.queue = new TicketQueue(connection, keys, { attempts: config.jobAttempts, backoffMs: config.jobBackoffMs }, config.queueShards);
     this.tickets = new TicketWorker({
       connection,
       keys,
@@ -210,6 +210,7 @@ export class GeneratorWorker {
       concurrency: config.concurrency,
       logger,
       lockDurationMs: Math.max(5000, config.leaseTtlMs * 2),
+      shards: config.queueShards,
     });
     this.reader = new DirtyReader({ client: this.client, scripts, keys, queue: this.queue, consumer: this.id, batchSize: config.batchSize, logger });
     this.writer = new DirtyWriter({ client: this.client, keys, flushIntervalMs: config.flushIntervalMs, logger, onAppended: (p) => this.reader.poke(p) });

@@ -3,9 +3,10 @@
  * cost stays bounded however long the run), keeps the latest ticket per key, the
  * freshness of every ticket, and reads the backlog of dirty streams and ticket jobs.
  */
-import { Queue, type ConnectionOptions } from 'bullmq';
+import type { ConnectionOptions, Queue } from 'bullmq';
 import { keyId } from '../lib/coalescer.js';
-import { Keys, TICKET_QUEUE } from '../lib/keys.js';
+import type { Keys } from '../lib/keys.js';
+import { jobCounts, openShards } from '../lib/ticket-queue.js';
 import { bufferCommand, type RedisClient } from '../lib/redis.js';
 import { isLater, parseTicket, type StoredTicket } from '../lib/ticket-reader.js';
 import { ticketMatches, writtenAtOf, type FinalState } from './expectations.js';
@@ -16,14 +17,16 @@ export class SinkMonitor {
   readonly freshness: number[] = [];
   tickets = 0;
   private lastId = '-';
-  private readonly queue: Queue;
+  private readonly queues: Queue[];
 
   constructor(
     private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly partitions: number,
+    /** Hash tags of the ticket queues to count (queueShardTags, or the baseline's one). */
+    queueTags: readonly string[],
   ) {
-    this.queue = new Queue(TICKET_QUEUE, { connection: redis as unknown as ConnectionOptions, prefix: keys.queuePrefix() });
+    this.queues = openShards(redis as unknown as ConnectionOptions, keys, queueTags);
   }
 
   /** Reads the tickets made since the last call; returns the median freshness among them. */
@@ -53,7 +56,7 @@ export class SinkMonitor {
   /** Dirty entries not yet trimmed plus ticket jobs waiting or running. */
   async backlog(): Promise<number> {
     const lengths = await Promise.all(Array.from({ length: this.partitions }, (_, p) => this.redis.xlen(this.keys.dirty(p))));
-    const jobs = await this.queue.getJobCounts('wait', 'active', 'delayed', 'prioritized');
+    const jobs = await jobCounts(this.queues, 'wait', 'active', 'delayed', 'prioritized');
     return lengths.reduce((a, b) => a + b, 0) + Object.values(jobs).reduce((a, b) => a + b, 0);
   }
 
@@ -64,7 +67,7 @@ export class SinkMonitor {
       .map(([k]) => k);
   }
 
-  close(): Promise<void> {
-    return this.queue.close();
+  async close(): Promise<void> {
+    await Promise.all(this.queues.map((q) => q.close()));
   }
 }

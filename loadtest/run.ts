@@ -22,6 +22,7 @@ import { connect, detectTarget, masters, type RedisClient } from '../lib/redis.j
 import { keysOffRedis } from '../lib/ticket-reader.js';
 import type { WriterResult } from './expectations.js';
 import { flood } from './flood.js';
+import { queueShardTags } from '../lib/queue-shards.js';
 import { SinkMonitor } from './monitor.js';
 import { html, percentiles, table, type Report, type Sample, type SignalRecord } from './report.js';
 
@@ -121,6 +122,8 @@ if (a.prefix !== undefined && !/^[A-Za-z0-9_.-]+$/.test(a.prefix)) {
   process.exit(2);
 }
 const partitions = Number(process.env.TG_PARTITIONS ?? 271);
+/** The workers' ticket queue shards, as they read TG_QUEUE_SHARDS. */
+const queueTags = queueShardTags(loadConfig(process.env, []).queueShards);
 const tty = process.stdout.isTTY === true;
 
 function log(line: string): void {
@@ -304,7 +307,7 @@ async function baselinePhase(redis: RedisClient, url: string, reports: string): 
     proc.once('exit', (code) => reject(new Error(`the baseline exited with ${code}`)));
   });
   log(`baseline: the same load through one subscriber and a job per event (prefix ${prefix})`);
-  const monitor = new SinkMonitor(redis, new Keys(prefix), partitions);
+  const monitor = new SinkMonitor(redis, new Keys(prefix), partitions, ['q']);
   const phase = await loadPhase(url, prefix, monitor, reports);
   const { lost, seconds } = await settle(monitor, phase.result);
   await phase.stopSampling();
@@ -368,7 +371,7 @@ async function verifyOnly(file: string): Promise<never> {
   }
   const result = JSON.parse(readFileSync(file, 'utf8')) as WriterResult;
   const redis = connect(await detectTarget(loadConfig({ TG_REDIS_URL: url }, []).redis));
-  const monitor = new SinkMonitor(redis, new Keys(result.prefix), partitions);
+  const monitor = new SinkMonitor(redis, new Keys(result.prefix), partitions, queueTags);
   await monitor.poll();
   const lost = monitor.lost(result.keys);
   const total = Object.keys(result.keys).length;
@@ -410,7 +413,7 @@ try {
   handovers = 0;
   log('every partition has an owner; starting the load');
 
-  const monitor = new SinkMonitor(redis, keys, partitions);
+  const monitor = new SinkMonitor(redis, keys, partitions, queueTags);
   const chaosTick =
     a.external || chaos === 'none'
       ? undefined
