@@ -24,6 +24,9 @@ export interface DirtyReaderOptions {
 
 type RawEntry = [Buffer, Buffer[]];
 
+/** Shortest time between the starts of two reading rounds. */
+const ROUND_INTERVAL_MS = 15;
+
 /** Sweeps between two claims of entries left pending by any consumer. */
 const CLAIM_EVERY_SWEEPS = 6;
 
@@ -53,6 +56,7 @@ export class DirtyReader {
   private readonly dirty = new Set<number>();
   private running: Promise<void> | undefined;
   private sweeps = 0;
+  private lastRound = 0;
   /** Keys handed to ticket jobs, and the dirty entries they came from (counters for logs and metrics). */
   enqueued = 0;
   entriesRead = 0;
@@ -110,6 +114,12 @@ export class DirtyReader {
   private async loop(): Promise<void> {
     let failures = 0;
     while (this.dirty.size > 0) {
+      // Rounds start at most every ROUND_INTERVAL_MS: under a light load a round would carry a key
+      // or two, and a ticket job's fixed cost would be paid per key; under a heavy one rounds take
+      // longer than that anyway.
+      const wait = this.lastRound + ROUND_INTERVAL_MS - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      this.lastRound = Date.now();
       try {
         await this.round();
         failures = 0;

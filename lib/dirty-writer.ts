@@ -8,7 +8,7 @@
 import { Coalescer } from './coalescer.js';
 import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
-import { backoff, type RedisClient } from './redis.js';
+import { backoff, wireArg, type RedisClient } from './redis.js';
 
 export interface DirtyWriterOptions {
   client: RedisClient;
@@ -24,7 +24,7 @@ export const DIRTY_FIELDS = { key: 'k', event: 'e', at: 't' } as const;
 
 /** Appends one dirty key to its partition's stream (the owner makes its ticket). */
 export function appendDirty(client: RedisClient, keys: Keys, partition: number, d: { key: Buffer; event: string; at: number }): Promise<unknown> {
-  return client.xadd(keys.dirty(partition), '*', DIRTY_FIELDS.key, d.key, DIRTY_FIELDS.event, d.event, DIRTY_FIELDS.at, d.at);
+  return client.xadd(keys.dirty(partition), '*', DIRTY_FIELDS.key, wireArg(d.key), DIRTY_FIELDS.event, d.event, DIRTY_FIELDS.at, d.at);
 }
 
 export class DirtyWriter {

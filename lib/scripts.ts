@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
-import { EXACT_KEY_READ, type RedisClient } from './redis.js';
+import { EXACT_KEY_READ, wireArg, type RedisClient } from './redis.js';
 import type { Keys } from './keys.js';
 import { LeaseCode } from './errors.js';
 
@@ -163,8 +163,8 @@ export class Scripts {
 
   /** Type and value of a key, read atomically, binary-safe. */
   async readValue(key: Buffer): Promise<ValueRead> {
-    const read = isUtf8(key) ? this.callBuffer.readValue : this.readExact;
-    const [type, digest, value] = (await read(key)) as [Buffer, Buffer, Buffer | unknown[] | undefined];
+    const utf8 = isUtf8(key);
+    const [type, digest, value] = (await (utf8 ? this.callBuffer.readValue(key.toString('utf8')) : this.readExact(key))) as [Buffer, Buffer, Buffer | unknown[] | undefined];
     return { type: type.toString(), digest: digest.toString(), value: value ?? undefined };
   }
 
@@ -183,7 +183,7 @@ export class Scripts {
     for (const e of entries) {
       let at = slots.get(e.partition);
       if (at === undefined) slots.set(e.partition, (at = slots.size + 1));
-      args.push(at, e.key, e.seq, e.digest);
+      args.push(at, wireArg(e.key), e.seq, e.digest);
     }
     const indexes = [...slots.keys()].map((p) => this.keys.index(p));
     return (await this.call.recordTickets(indexes.length, ...indexes, ...args)) as number;

@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { HandlerError } from './errors.js';
 import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
-import type { RedisClient } from './redis.js';
+import { wireArg, type RedisClient } from './redis.js';
 
 export interface Ticket {
   id: string;
@@ -51,8 +51,8 @@ export class StreamSink implements Sink {
     const stream = this.keys.tickets();
     await Promise.all(
       tickets.map((t) => {
-        const fields: (string | Buffer | number)[] = ['id', t.id, 'key', t.key, 'event', t.event, 'type', t.type];
-        if (t.value !== undefined) fields.push('value', t.value);
+        const fields: (string | Buffer | number)[] = ['id', t.id, 'key', wireArg(t.key), 'event', t.event, 'type', t.type];
+        if (t.value !== undefined) fields.push('value', Buffer.isBuffer(t.value) ? wireArg(t.value) : t.value);
         fields.push('seq', t.seq, 'partition', t.partition, 'slot', t.slot, 'worker', t.worker, 'dirtyAt', t.dirtyAt, 'createdAt', t.createdAt);
         return this.client.xadd(stream, '*', ...fields);
       }),
