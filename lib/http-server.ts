@@ -1,6 +1,6 @@
 /**
- * The worker's HTTP endpoints: /healthz (the process runs), /readyz (subscribed on every
- * master and holding its share), /metrics (Prometheus text), /lookup/<key> (where a key
+ * The worker's HTTP endpoints: /healthz (the process runs), /readyz (listening, and hearing
+ * everything, on the masters where its partitions live, and holding its share), /metrics (Prometheus text), /lookup/<key> (where a key
  * lives, JSON; the key URL-encoded).
  */
 import { createServer, type Server } from 'node:http';

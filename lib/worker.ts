@@ -138,7 +138,7 @@ export class GeneratorWorker {
     this.forwarding = new Uint8Array(config.partitions);
   }
 
-  /** Subscribed everywhere and hearing everything, holding its share, not leaving: ready for traffic. */
+  /** Subscribed and hearing everything where its partitions live, holding its share, not leaving: ready for traffic. */
   ready(): boolean {
     if (!this.started || this.leaving || !this.settled) return false;
     return this.subscriber.status().every((n) => n.confirmed) && this.coverage.lag().every((l) => l.seconds * 1000 < READY_MAX_LAG_MS);
