@@ -8,6 +8,7 @@
  * move. A balanced assignment is its own result: no flapping. Free partitions are dealt in
  * contiguous runs, so each member's slots lie on few masters.
  */
+import { SLOT_COUNT, slotRangeOfPartition } from './slots.js';
 
 export interface AssignmentInput {
   partitions: number;
@@ -53,6 +54,20 @@ export function assign(input: AssignmentInput): string[] {
     room.set(taker, room.get(taker)! - 1);
   }
   return target as string[];
+}
+
+/**
+ * The slots whose events a worker must hear: those of the partitions it holds, and of those the
+ * assignment gives it (unless it is leaving), as 1s in a slot map.
+ */
+export function slotsToHear(target: readonly string[], worker: string, held: ReadonlyMap<number, unknown>, leaving: boolean, partitions: number): Uint8Array {
+  const slots = new Uint8Array(SLOT_COUNT);
+  target.forEach((to, p) => {
+    if ((to !== worker || leaving) && !held.has(p)) return;
+    const { first, last } = slotRangeOfPartition(p, partitions);
+    slots.fill(1, first, last + 1);
+  });
+  return slots;
 }
 
 export interface Move {

@@ -7,6 +7,7 @@ import { isUtf8 } from 'node:buffer';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { RedisEndpoint, RedisSettings } from './config.js';
 import { RedisUnavailableError } from './errors.js';
+import type { Logger } from './logger.js';
 import { SLOT_COUNT } from './slots.js';
 
 export type RedisClient = Redis | Cluster;
@@ -48,6 +49,20 @@ export async function detectTarget(settings: RedisSettings): Promise<RedisTarget
     }
   }
   throw new RedisUnavailableError(settings.display, lastError);
+}
+
+/** Waits for the first reachable seed, with backoff, up to the deadline (a starting worker). */
+export async function waitForTarget(settings: RedisSettings, timeoutMs: number, logger: Logger): Promise<RedisTarget> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await detectTarget(settings);
+    } catch (err) {
+      if (!(err instanceof RedisUnavailableError) || Date.now() >= deadline) throw err;
+      logger.warn('Redis unreachable; retrying', { url: settings.display, err: err.message });
+      await new Promise((r) => setTimeout(r, Math.min(backoff(attempt), Math.max(0, deadline - Date.now()))));
+    }
+  }
 }
 
 export interface ConnectOptions {

@@ -6,24 +6,23 @@
 import { nanoid } from 'nanoid';
 import { hostname } from 'node:os';
 import type { ConnectionOptions } from 'bullmq';
-import { assign } from './assignment.js';
+import { assign, slotsToHear } from './assignment.js';
 import type { Config } from './config.js';
 import { encodeDisconnect, encodeOffer, parseDisconnect, parseOffer } from './control.js';
 import { Coverage } from './coverage.js';
 import { DirtyReader } from './dirty-reader.js';
 import { DirtyWriter } from './dirty-writer.js';
-import { RedisUnavailableError } from './errors.js';
 import { Keys } from './keys.js';
 import { publishEvent } from './events.js';
 import { startHttpServer, type HttpServer } from './http-server.js';
 import { KeyspaceSubscriber } from './keyspace-subscriber.js';
 import { LeaseKeeper, readLeases, type LeaseState } from './lease-keeper.js';
 import { createLogger, type Logger } from './logger.js';
-import { backoff, connect, detectTarget, type RedisClient, type RedisTarget } from './redis.js';
+import { connect, waitForTarget, type RedisClient, type RedisTarget } from './redis.js';
 import { printableKey, Reconciler } from './reconciler.js';
 import { Scripts } from './scripts.js';
 import { loadSink, StreamSink } from './sink.js';
-import { keySlot, partitionOfSlot, SLOT_COUNT, slotRangeOfPartition } from './slots.js';
+import { keySlot, partitionOfSlot, slotRangeOfPartition } from './slots.js';
 import { TicketQueue } from './ticket-queue.js';
 import { TicketWorker } from './ticket-worker.js';
 
@@ -78,19 +77,6 @@ export interface WorkerOptions {
   logger?: Logger;
 }
 
-/** Waits for the first reachable seed, with backoff, up to the configured deadline. */
-async function waitForRedis(config: Config, logger: Logger): Promise<RedisTarget> {
-  const deadline = Date.now() + config.connectTimeoutMs;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await detectTarget(config.redis);
-    } catch (err) {
-      if (!(err instanceof RedisUnavailableError) || Date.now() >= deadline) throw err;
-      logger.warn('Redis unreachable; retrying', { url: config.redis.display, err: err.message });
-      await new Promise((r) => setTimeout(r, Math.min(backoff(attempt), Math.max(0, deadline - Date.now()))));
-    }
-  }
-}
 
 export class GeneratorWorker {
   readonly id: string;
@@ -188,7 +174,7 @@ export class GeneratorWorker {
 
   async start(): Promise<void> {
     const { config, logger, keys } = this;
-    const target = (this.target = await waitForRedis(config, logger));
+    const target = (this.target = await waitForTarget(config.redis, config.connectTimeoutMs, logger));
     logger.info('starting', { redis: config.redis.display, cluster: target.cluster, partitions: config.partitions, watch: config.watch });
     this.client = connect(target, { connectionName: `tg-${this.id}` });
     this.bullClient = connect(target, { maxRetriesPerRequest: null, connectionName: `tg-${this.id}-bull`, autoPipelining: false });
@@ -348,23 +334,9 @@ export class GeneratorWorker {
     const leases = await readLeases(this.client, keys, config.partitions);
     const target = assign({ partitions: config.partitions, members: live, owners: leases.map((l) => l.owner) });
     this.settled = target.every((to, p) => (to === id) === this.leases.held.has(p));
-    this.listenFor(target);
+    // Every listener receives every event of its master: listen only where it is needed.
+    this.subscriber.want(slotsToHear(target, this.id, this.leases.held, this.leaving, config.partitions));
     await Promise.all(target.map((to, p) => this.move(p, leases[p]!, to)));
-  }
-
-  /**
-   * Listens where the partitions this worker holds or is to take live, and nowhere else: every
-   * listener receives every event of its master, so listening everywhere would make each worker
-   * pay for all the traffic.
-   */
-  private listenFor(target: readonly string[]): void {
-    const slots = new Uint8Array(SLOT_COUNT);
-    target.forEach((to, p) => {
-      if ((to !== this.id || this.leaving) && !this.leases.held.has(p)) return;
-      const { first, last } = slotRangeOfPartition(p, this.config.partitions);
-      slots.fill(1, first, last + 1);
-    });
-    this.subscriber.want(slots);
   }
 
   private async move(partition: number, lease: LeaseState, to: string): Promise<void> {

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { assign, diff } from '../lib/assignment.js';
+import { assign, diff, slotsToHear } from '../lib/assignment.js';
+import { slotRangeOfPartition } from '../lib/slots.js';
 
 /** Deterministic pseudo-random numbers, so failures reproduce. */
 function rng(seed: number): () => number {
@@ -72,5 +73,23 @@ describe('assignment', () => {
   it('rejects no members and a wrong owner count', () => {
     expect(() => assign({ partitions: 3, members: [], owners: [null, null, null] })).to.throw(/at least one/);
     expect(() => assign({ partitions: 3, members: ['a'], owners: [null] })).to.throw(/3 partitions/);
+  });
+
+  it('deals free partitions in contiguous runs, so each member listens on few masters', () => {
+    const target = assign({ partitions: 271, members: ids(3), owners: new Array(271).fill(null) });
+    const runs = (m: string) => target.filter((t, p) => t === m && target[p - 1] !== m).length;
+    for (const m of ids(3)) expect(runs(m)).to.equal(1);
+  });
+
+  it('hears the slots of the partitions held and assigned, only those held when leaving', () => {
+    const target = ['a', 'b', 'a', 'b'];
+    const held = new Map([[1, true]]);
+    const slots = (leaving: boolean) => slotsToHear(target, 'a', held, leaving, 4);
+    const covered = (map: Uint8Array, p: number) => {
+      const { first, last } = slotRangeOfPartition(p, 4);
+      return map.subarray(first, last + 1).every((v) => v === 1);
+    };
+    expect([0, 1, 2, 3].map((p) => covered(slots(false), p))).to.deep.equal([true, true, true, false]);
+    expect([0, 1, 2, 3].map((p) => covered(slots(true), p))).to.deep.equal([false, true, false, false]);
   });
 });
