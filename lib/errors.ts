@@ -50,3 +50,11 @@ export class RedisUnavailableError extends Error {
 export class HandlerError extends Error {
   override readonly name = 'HandlerError';
 }
+
+/** A stop asked for while the worker still waited for Redis: nothing was started, nothing to stop. */
+export class StartAborted extends Error {
+  override readonly name = 'StartAborted';
+  constructor() {
+    super('stopped while waiting for Redis');
+  }
+}

@@ -4,6 +4,7 @@
  * restarts is waited for rather than fatal.
  */
 import { isUtf8 } from 'node:buffer';
+import { setTimeout } from 'node:timers/promises';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { RedisEndpoint, RedisSettings } from './config.js';
 import { RedisUnavailableError } from './errors.js';
@@ -51,16 +52,21 @@ export async function detectTarget(settings: RedisSettings): Promise<RedisTarget
   throw new RedisUnavailableError(settings.display, lastError);
 }
 
-/** Waits for the first reachable seed, with backoff, up to the deadline (a starting worker). */
-export async function waitForTarget(settings: RedisSettings, timeoutMs: number, logger: Logger): Promise<RedisTarget> {
+/**
+ * Waits for the first reachable seed, with backoff, up to the deadline (a starting worker);
+ * `signal` ends the wait at once (a stop asked for meanwhile), rejecting with its reason.
+ */
+export async function waitForTarget(settings: RedisSettings, timeoutMs: number, logger: Logger, signal?: AbortSignal): Promise<RedisTarget> {
   const deadline = Date.now() + timeoutMs;
   for (let attempt = 0; ; attempt++) {
+    signal?.throwIfAborted();
     try {
       return await detectTarget(settings);
     } catch (err) {
       if (!(err instanceof RedisUnavailableError) || Date.now() >= deadline) throw err;
       logger.warn('Redis unreachable; retrying', { url: settings.display, err: err.message });
-      await new Promise((r) => setTimeout(r, Math.min(backoff(attempt), Math.max(0, deadline - Date.now()))));
+      // An aborted pause rejects with a generic AbortError: the signal's own reason is what callers know.
+      await setTimeout(Math.min(backoff(attempt), Math.max(0, deadline - Date.now())), undefined, { signal }).catch(() => signal?.throwIfAborted());
     }
   }
 }

@@ -12,6 +12,7 @@ import { encodeDisconnect, encodeOffer, parseDisconnect, parseOffer } from './co
 import { Coverage } from './coverage.js';
 import { DirtyReader } from './dirty-reader.js';
 import { DirtyWriter } from './dirty-writer.js';
+import { StartAborted } from './errors.js';
 import { Keys } from './keys.js';
 import { publishEvent } from './events.js';
 import { startHttpServer, type HttpServer } from './http-server.js';
@@ -113,6 +114,8 @@ export class GeneratorWorker {
   private leasesStale = true;
   private leasesReadAt = 0;
   private started = false;
+  /** Aborted by a stop asked for while the start still waits for Redis. */
+  private readonly starting = new AbortController();
 
   constructor(
     readonly config: Config,
@@ -174,7 +177,7 @@ export class GeneratorWorker {
 
   async start(): Promise<void> {
     const { config, logger, keys } = this;
-    const target = (this.target = await waitForTarget(config.redis, config.connectTimeoutMs, logger));
+    const target = (this.target = await waitForTarget(config.redis, config.connectTimeoutMs, logger, this.starting.signal));
     logger.info('starting', { redis: config.redis.display, cluster: target.cluster, partitions: config.partitions, watch: config.watch });
     this.client = connect(target, { connectionName: `tg-${this.id}` });
     this.bullClient = connect(target, { maxRetriesPerRequest: null, connectionName: `tg-${this.id}-bull`, autoPipelining: false });
@@ -425,6 +428,11 @@ export class GeneratorWorker {
    * appended and enqueued, active ticket jobs finish, the leases left are released. The caller races it
    * against the shutdown deadline.
    */
+  /** Ends a start that still waits for an unreachable Redis: it rejects with a StartAborted. */
+  abortStart(): void {
+    this.starting.abort(new StartAborted());
+  }
+
   async stop(): Promise<void> {
     if (this.stopping || this.leaving) return;
     await this.leave();

@@ -32,6 +32,15 @@ describe('worker process', function () {
     expect(fatal?.message).to.contain('TG_REDIS_URL').and.contain('127.0.0.1:1');
   });
 
+  it('stops at once, exit 0, when signalled while it waits for an unreachable Redis', async () => {
+    w = spawnWorker({ TG_REDIS_URL: 'redis://127.0.0.1:1', TG_CONNECT_TIMEOUT_MS: '60000' });
+    await w.waitForLog('Redis unreachable; retrying');
+    const signalledAt = Date.now();
+    w.proc.kill('SIGINT');
+    expect(await exitOf(w, 2000)).to.equal(0);
+    expect(Date.now() - signalledAt).to.be.below(2000);
+  });
+
   describe('with keyspace notifications disabled', () => {
     let server: LocalRedis;
     before(async () => {

@@ -4,7 +4,7 @@
  * (SIGINT or SIGTERM) raced against a deadline; a second signal exits at once with 1.
  */
 import { loadConfig, usage, type Config } from '../lib/config.js';
-import { ConfigError } from '../lib/errors.js';
+import { ConfigError, StartAborted } from '../lib/errors.js';
 import { GeneratorWorker } from '../lib/worker.js';
 
 const args = process.argv.slice(2);
@@ -32,6 +32,8 @@ function shutdown(signal: NodeJS.Signals): void {
     process.exit(1);
   }
   logger.info('shutdown requested', { signal, deadlineMs: config.shutdownTimeoutMs });
+  // A start still waiting for Redis ends now instead of at its connect timeout.
+  worker.abortStart();
   const deadline = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs).unref());
   // A signal during the start stops what the start set up, once it has.
   const stopped = starting.then(() => worker.stop(), () => undefined).then(() => 'done' as const);
@@ -57,6 +59,8 @@ process.on('SIGTERM', () => shutdown('SIGTERM'));
 
 const starting = worker.start();
 starting.catch((err: unknown) => {
+  // Stopped before Redis answered: the shutdown path exits 0.
+  if (err instanceof StartAborted) return;
   logger.error(err instanceof Error ? err.message : String(err), { fatal: true, error: err instanceof Error ? err.name : undefined });
   process.exitCode = 1;
   setImmediate(() => process.exit(1));
