@@ -35,6 +35,8 @@ export interface Config {
   logLevel: LogLevel;
   /** null: no HTTP server; 0: any free port. */
   httpPort: number | null;
+  /** Address the HTTP server listens on: loopback unless opened on purpose. */
+  httpHost: string;
   configureNotifications: boolean;
   /** Module that replaces or extends the sink, resolved from the working directory. */
   handler: string | null;
@@ -153,6 +155,10 @@ const SETTINGS: Setting<keyof Config>[] = [
     return v;
   } }),
   s({ key: 'httpPort', env: 'TG_HTTP_PORT', flag: '--http-port', help: 'port of the HTTP probes and metrics, 0 for any free port, unset for none', fallback: null, parse: integer(0, 65535) }),
+  s({ key: 'httpHost', env: 'TG_HTTP_HOST', flag: '--http-host', help: 'address the HTTP server listens on (0.0.0.0 for every interface)', fallback: '127.0.0.1', parse: (raw) => {
+    if (raw.trim() === '' || /\s/.test(raw)) throw new Invalid(`'${raw}' is not an address`);
+    return raw;
+  } }),
   s({ key: 'configureNotifications', env: 'TG_CONFIGURE_NOTIFICATIONS', flag: '--configure-notifications', help: 'let the worker enable notify-keyspace-events', fallback: false, parse: bool, boolean: true }),
   s({ key: 'handler', env: 'TG_HANDLER', flag: '--handler', help: 'module that replaces or extends the ticket sink', fallback: null, parse: (raw) => {
     if (raw.trim() === '') throw new Invalid('must name a module');

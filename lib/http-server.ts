@@ -15,7 +15,7 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
-export async function startHttpServer(worker: GeneratorWorker, port: number, logger: Logger): Promise<HttpServer> {
+export async function startHttpServer(worker: GeneratorWorker, port: number, host: string, logger: Logger): Promise<HttpServer> {
   const registry = createMetrics(worker);
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://worker');
@@ -36,16 +36,17 @@ export async function startHttpServer(worker: GeneratorWorker, port: number, log
       }
       return send(404, 'not found: try /healthz, /readyz, /metrics or /lookup/<key>\n');
     })().catch((err: unknown) => {
+      // The detail goes to the log, not to whoever asked.
       logger.warn('http request failed', { path: url.pathname, err: String(err) });
-      if (!res.headersSent) send(500, `error: ${String(err)}\n`);
+      if (!res.headersSent) send(500, 'internal error\n');
     });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, () => resolve());
+    server.listen(port, host, () => resolve());
   });
-  const actual = (server.address() as AddressInfo).port;
-  logger.info('http listening', { port: actual });
+  const { address, port: actual } = server.address() as AddressInfo;
+  logger.info('http listening', { host: address, port: actual });
   return {
     port: actual,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),

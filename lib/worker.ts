@@ -270,7 +270,7 @@ export class GeneratorWorker {
 
     this.subscriber.on('dropped', () => this.stats.redisReconnects++);
     await this.subscriber.start();
-    if (config.httpPort !== null) this.http = await startHttpServer(this, config.httpPort, logger);
+    if (config.httpPort !== null) this.http = await startHttpServer(this, config.httpPort, config.httpHost, logger);
     await this.client.hset(keys.memberInfo(), this.id, JSON.stringify({ host: hostname(), pid: process.pid, startedAt: Date.now(), httpPort: this.http?.port ?? null }));
     this.leases.start();
     this.tickets.start();

@@ -126,6 +126,8 @@ describe('operators: CLI, probes and metrics', function () {
       for (const seconds of lag) expect(seconds).to.be.within(0, 2);
       for (const name of ['tg_reconcile_divergent_keys_total', 'tg_ticket_jobs_failed_total', 'tg_reconcile_keys_compared_total']) expect(metric(s, name)).to.have.length(1);
     }
+    // Loopback unless TG_HTTP_HOST opens it.
+    for (const w of workers) expect(w.logs.find((l) => l.message === 'http listening')?.host).to.equal('127.0.0.1');
     expect((await get(workers[0]!, '/healthz')).status).to.equal(200);
     expect((await get(workers[0]!, '/nope')).status).to.equal(404);
   });
