@@ -12,6 +12,7 @@ import type { Logger } from './logger.js';
 import type { Scripts } from './scripts.js';
 import type { Sink, Ticket } from './sink.js';
 import { keySlot, partitionOfSlot } from './slots.js';
+import { globMatcher } from './glob.js';
 import { queueShardTags } from './queue-shards.js';
 import { decodeItem, type TicketJobData } from './ticket-queue.js';
 import { FAILED_DIGEST } from './ticket-index.js';
@@ -30,6 +31,8 @@ export interface TicketWorkerOptions {
   lockDurationMs: number;
   /** Queue shards (lib/queue-shards.ts). */
   shards: number;
+  /** Glob of the watched keys: a job naming any other key (a forged one) gets no ticket for it. */
+  watch: string;
 }
 
 export class TicketWorker {
@@ -39,8 +42,11 @@ export class TicketWorker {
   made = 0;
   /** Jobs that failed their last attempt: their keys converge through reconciliation. */
   exhausted = 0;
+  private readonly watched: (key: Buffer) => boolean;
 
   constructor(private readonly opts: TicketWorkerOptions) {
+    const matches = globMatcher(opts.watch);
+    this.watched = (key) => !opts.keys.isOwn(key) && matches(key);
     const tags = queueShardTags(opts.shards);
     this.workers = tags.map(
       (tag) =>
@@ -69,7 +75,7 @@ export class TicketWorker {
     logger.error('ticket job failed for good; reconciliation will make its tickets', detail);
     // Recorded as failed (newer than an adoption, older than any later ticket), so the next
     // reconciliation pass finds these keys whatever the index said of them before.
-    const failed = job.data.items.map(decodeItem).map((i) => ({ partition: partitionOfSlot(keySlot(i.key), partitions), key: i.key, seq: i.seq, digest: FAILED_DIGEST }));
+    const failed = job.data.items.map(decodeItem).filter((i) => this.watched(i.key)).map((i) => ({ partition: partitionOfSlot(keySlot(i.key), partitions), key: i.key, seq: i.seq, digest: FAILED_DIGEST }));
     scripts.recordTickets(failed).catch((e: unknown) => logger.warn('could not record failed tickets in the index', { job: job.id, err: String(e) }));
   }
 
@@ -84,9 +90,12 @@ export class TicketWorker {
 
   private async process(job: Job<TicketJobData, number>): Promise<number> {
     const { scripts, workerId, partitions } = this.opts;
+    const items = job.data.items.map(decodeItem);
+    const foreign = items.filter((i) => !this.watched(i.key));
+    // Only a forged job names such keys: their values must not reach the sink.
+    if (foreign.length > 0) this.opts.logger.warn('ticket job names keys that are not watched; skipped', { job: job.id, keys: foreign.length });
     const tickets = await Promise.all(
-      job.data.items.map(async (raw): Promise<Ticket> => {
-        const item = decodeItem(raw);
+      items.filter((i) => this.watched(i.key)).map(async (item): Promise<Ticket> => {
         const slot = keySlot(item.key);
         const read = await scripts.readValue(item.key);
         const { type, value } = formatValue(read);

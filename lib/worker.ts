@@ -200,6 +200,7 @@ export class GeneratorWorker {
       logger,
       lockDurationMs: Math.max(5000, config.leaseTtlMs * 2),
       shards: config.queueShards,
+      watch: config.watch,
     });
     this.reader = new DirtyReader({ client: this.client, scripts, keys, queue: this.queue, consumer: this.id, batchSize: config.batchSize, logger });
     this.writer = new DirtyWriter({ client: this.client, keys, flushIntervalMs: config.flushIntervalMs, logger, onAppended: (p) => this.reader.poke(p) });

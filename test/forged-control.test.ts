@@ -8,6 +8,10 @@ import { clusterUrl, randomPrefix, waitFor } from './helpers/redis.js';
 import { captureLogger } from './helpers/logs.js';
 import { client, testConfig, waitForFinal } from './helpers/worker.js';
 import { partitionOfKey } from '../lib/slots.js';
+import type { ConnectionOptions } from 'bullmq';
+import { queueShardTags } from '../lib/queue-shards.js';
+import { encodeItems, openShards } from '../lib/ticket-queue.js';
+import { latestTickets } from '../lib/ticket-reader.js';
 
 describe('control channel', function () {
   this.timeout(60000);
@@ -47,5 +51,27 @@ describe('control channel', function () {
     expect(await redis.hget(lease, 'token')).to.equal(tokenBefore);
     await redis.set(key, 'still forwarded');
     await waitForFinal(redis, prefix, new Map([[keyId(Buffer.from(key)), 'still forwarded']]));
+  });
+
+  it('makes no ticket for a key a forged job names outside the watch glob', async () => {
+    const prefix = randomPrefix();
+    const { logger, records } = captureLogger();
+    await worker?.stop();
+    worker = new GeneratorWorker(testConfig(clusterUrl(), prefix, { TG_WATCH: `${prefix}-k:*` }), { logger });
+    await worker.start();
+    const secret = `${prefix}-secret`;
+    const own = `${prefix}:own`;
+    const watched = `${prefix}-k:forged`;
+    await Promise.all([redis.set(secret, 'not for the sink'), redis.set(own, 'ours'), redis.set(watched, 'fine')]);
+    const items = [secret, own, watched].map((k) => ({ key: Buffer.from(k), event: 'set', seq: `${Date.now()}-0`, at: Date.now() }));
+    // Into every shard, as a forger who does not know which one is read.
+    const queues = openShards(redis as unknown as ConnectionOptions, worker.keys, queueShardTags(3));
+    await Promise.all(queues.map((q) => q.add('tickets', { items: encodeItems(items) }, { removeOnComplete: true })));
+    await Promise.all(queues.map((q) => q.close()));
+    await waitForFinal(redis, prefix, new Map([[keyId(Buffer.from(watched)), 'fine']]));
+    await waitFor(() => records.filter((r) => r.message === 'ticket job names keys that are not watched; skipped').length === 3, { timeoutMs: 10000, what: 'the three forged jobs' });
+    const { latest } = await latestTickets(redis, worker.keys);
+    expect(latest.has(keyId(Buffer.from(secret)))).to.equal(false);
+    expect(latest.has(keyId(Buffer.from(own)))).to.equal(false);
   });
 });
