@@ -16,7 +16,7 @@
 import { clusterInfo, lookupKey, slotRanges } from '../lib/cluster-info.js';
 import { loadConfig } from '../lib/config.js';
 import { ConfigError, RedisUnavailableError } from '../lib/errors.js';
-import type { ClusterEvent } from '../lib/events.js';
+import { parseEvent } from '../lib/events.js';
 import { Keys } from '../lib/keys.js';
 import { appendDirty } from '../lib/dirty-writer.js';
 import { offlineReconciler, printableKey } from '../lib/reconciler.js';
@@ -160,7 +160,8 @@ try {
     sub.on('message', (_c: string, m: string) => {
       if (json) process.stdout.write(`${m}\n`);
       else {
-        const e = JSON.parse(m) as ClusterEvent;
+        const e = parseEvent(m);
+        if (!e) return void process.stderr.write(`ignored a malformed event: ${m.slice(0, 200)}\n`);
         const at = new Date(e.at).toISOString().slice(11, 23);
         if (e.type === 'moved') process.stdout.write(`${at} moved   partition ${e.partition} ${e.from ?? '(free)'} -> ${e.to} token ${e.token} (${e.how})\n`);
         else if (e.type === 'joined') process.stdout.write(`${at} joined  ${e.worker}\n`);

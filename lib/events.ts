@@ -16,3 +16,21 @@ type WithoutTime<E> = E extends unknown ? Omit<E, 'at'> : never;
 export async function publishEvent(client: RedisClient, keys: Keys, event: WithoutTime<ClusterEvent>): Promise<void> {
   await client.publish(keys.eventsChannel(), JSON.stringify({ ...event, at: Date.now() }));
 }
+
+/** An event as published, or null for anything else on the channel (malformed or forged). */
+export function parseEvent(raw: string): ClusterEvent | null {
+  let e: unknown;
+  try {
+    e = JSON.parse(raw);
+  } catch {
+    return null;
+  }
+  if (typeof e !== 'object' || e === null) return null;
+  const f = e as Record<string, unknown>;
+  const text = (v: unknown) => typeof v === 'string' && v.length > 0 && v.length <= 200;
+  if (!Number.isFinite(f.at)) return null;
+  if (f.type === 'joined' && text(f.worker)) return e as ClusterEvent;
+  if (f.type === 'left' && text(f.worker) && (f.reason === 'graceful' || f.reason === 'silent')) return e as ClusterEvent;
+  if (f.type === 'moved' && Number.isInteger(f.partition) && text(f.to) && (f.from === null || text(f.from)) && Number.isInteger(f.token) && (f.how === 'acquired' || f.how === 'taken-over')) return e as ClusterEvent;
+  return null;
+}

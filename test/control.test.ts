@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { parseEvent } from '../lib/events.js';
 import { encodeDisconnect, encodeGap, parseDisconnect, parseGap } from '../lib/control.js';
 
 describe('control messages', () => {
@@ -41,4 +42,13 @@ describe('gap notices', () => {
       expect(parseGap(raw!, 271)).to.equal(null);
     });
   }
+
+  it('reads cluster events, and nothing else from the events channel', () => {
+    expect(parseEvent(JSON.stringify({ type: 'joined', worker: 'w1', at: 1 }))).to.deep.equal({ type: 'joined', worker: 'w1', at: 1 });
+    const moved = { type: 'moved', partition: 3, from: null, to: 'w2', token: 7, how: 'acquired', at: 2 };
+    expect(parseEvent(JSON.stringify(moved))).to.deep.equal(moved);
+    for (const bad of ['not json', 'null', '{"type":"joined","at":1}', '{"type":"moved","partition":"x","to":"a","token":1,"how":"acquired","at":1}', '{"type":"left","worker":"w","reason":"why","at":1}', '{"type":"joined","worker":"w"}']) {
+      expect(parseEvent(bad), bad).to.equal(null);
+    }
+  });
 });

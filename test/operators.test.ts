@@ -132,6 +132,22 @@ describe('operators: CLI, probes and metrics', function () {
     expect((await get(workers[0]!, '/nope')).status).to.equal(404);
   });
 
+  it('keeps following events after a malformed one', async () => {
+    const follower = spawn(process.execPath, [TG, 'events'], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let seen = '';
+    let errors = '';
+    follower.stdout.on('data', (d: Buffer) => (seen += d.toString()));
+    follower.stderr.on('data', (d: Buffer) => (errors += d.toString()));
+    await waitFor(() => errors.includes('following'), { timeoutMs: 10000, what: 'tg events to subscribe' });
+    const channel = new Keys(prefix).eventsChannel();
+    await redis.publish(channel, 'not json');
+    await redis.publish(channel, JSON.stringify({ type: 'joined', worker: 'after-the-bad-one', at: Date.now() }));
+    await waitFor(() => seen.includes('joined  after-the-bad-one'), { timeoutMs: 10000, what: 'the event after the malformed one' });
+    expect(errors).to.contain('ignored a malformed event: not json');
+    follower.kill('SIGINT');
+    expect(await new Promise((r) => follower.on('exit', r))).to.equal(0);
+  });
+
   it('follows events live, and /readyz drops while a join rebalances, then recovers', async () => {
     const follower = spawn(process.execPath, [TG, 'events', '--json'], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let seen = '';
