@@ -109,14 +109,23 @@ export class Coverage {
     if (!this.replay(partition, since - this.opts.clockOffsetMs - CLOCK_MARGIN_MS)) this.opts.reconciler.request(partition, 'repair', since);
   }
 
-  /** Another worker announced a crashed owner's window: append what this worker heard of it. */
-  gapNotice(message: string): void {
+  /**
+   * Another worker announced a crashed owner's window: append what this worker heard of it.
+   * Believed only when the lease agrees (the announcer holds it, acquired at the window's end):
+   * a forged notice would otherwise empty the shadow buffer of the partition.
+   */
+  async gapNotice(message: string): Promise<void> {
     const gap = parseGap(message, this.opts.partitions);
     if (!gap) {
       this.opts.logger.warn('ignored a malformed gap notice', { raw: message.slice(0, 200) });
       return;
     }
     if (gap.by === this.opts.workerId || [...this.opts.held()].includes(gap.partition)) return;
+    const [owner, since] = await this.opts.client.hmget(this.opts.keys.lease(gap.partition), 'owner', 'since');
+    if (owner !== gap.by || Number(since) !== gap.to) {
+      this.opts.logger.warn('ignored a gap notice the lease does not confirm', { partition: gap.partition, claimedBy: gap.by.slice(0, 200) });
+      return;
+    }
     this.replay(gap.partition, gap.from - this.opts.clockOffsetMs - CLOCK_MARGIN_MS);
   }
 

@@ -261,7 +261,7 @@ export class GeneratorWorker {
     this.control = this.client.duplicate();
     this.control.on('error', (err: Error) => logger.debug('redis error (control)', { err: err.message }));
     this.control.on('message', (channel: string, message: string) => {
-      if (channel === keys.gapsChannel()) this.coverage.gapNotice(message);
+      if (channel === keys.gapsChannel()) this.coverage.gapNotice(message).catch((err: unknown) => logger.warn('gap notice not checked', { err: String(err) }));
       else if (parseOffer(message, config.partitions)) {
         this.leasesStale = true;
         void this.balance();

@@ -1,6 +1,6 @@
 /** Forged, stale and malformed disconnect messages change nothing: the lease in Redis decides. */
 import { expect } from 'chai';
-import { encodeDisconnect } from '../lib/control.js';
+import { encodeDisconnect, encodeGap } from '../lib/control.js';
 import { keyId } from '../lib/coalescer.js';
 import type { RedisClient } from '../lib/redis.js';
 import { GeneratorWorker } from '../lib/worker.js';
@@ -73,5 +73,30 @@ describe('control channel', function () {
     const { latest } = await latestTickets(redis, worker.keys);
     expect(latest.has(keyId(Buffer.from(secret)))).to.equal(false);
     expect(latest.has(keyId(Buffer.from(own)))).to.equal(false);
+  });
+
+  it('believes a gap notice only when the lease in Redis agrees', async () => {
+    const prefix = randomPrefix();
+    await worker?.stop();
+    const config = testConfig(clusterUrl(), prefix, { TG_WATCH: `${prefix}-k:*` });
+    worker = new GeneratorWorker(config, { logger: captureLogger().logger });
+    const { logger, records } = captureLogger();
+    const other = new GeneratorWorker(config, { logger });
+    try {
+      await Promise.all([worker.start(), other.start()]);
+      // Settled (135/136): no partition moves while the notice is checked.
+      const counts = () => [worker.ownedPartitions().length, other.ownedPartitions().length];
+      await waitFor(() => counts()[0]! + counts()[1]! === 271 && Math.abs(counts()[0]! - counts()[1]!) <= 1, { timeoutMs: 20000, what: 'both workers holding their share' });
+      // A partition the other worker does not hold, claimed by a worker that does not hold it either.
+      const p = worker.ownedPartitions()[0]!;
+      await redis.publish(worker.keys.gapsChannel(), encodeGap({ partition: p, from: Date.now() - 1000, to: Date.now(), by: 'forger' }));
+      await redis.publish(worker.keys.gapsChannel(), 'not a notice');
+      await waitFor(
+        () => records.some((r) => r.message === 'ignored a malformed gap notice') && records.some((r) => r.message === 'ignored a gap notice the lease does not confirm' && r.partition === p),
+        { timeoutMs: 10000, what: 'the other worker to refuse both notices' },
+      );
+    } finally {
+      await other.stop();
+    }
   });
 });
