@@ -45,6 +45,8 @@ export class StreamSink implements Sink {
   constructor(
     private readonly client: RedisClient,
     private readonly keys: Keys,
+    /** Trim to about this many entries on append (MAXLEN ~): retention for consumers that keep up. */
+    private readonly maxLen: number | null = null,
   ) {}
 
   async write(tickets: readonly Ticket[]): Promise<void> {
@@ -54,7 +56,7 @@ export class StreamSink implements Sink {
         const fields: (string | Buffer | number)[] = ['id', t.id, 'key', wireArg(t.key), 'event', t.event, 'type', t.type];
         if (t.value !== undefined) fields.push('value', Buffer.isBuffer(t.value) ? wireArg(t.value) : t.value);
         fields.push('seq', t.seq, 'partition', t.partition, 'slot', t.slot, 'worker', t.worker, 'dirtyAt', t.dirtyAt, 'createdAt', t.createdAt);
-        return this.client.xadd(stream, '*', ...fields);
+        return this.maxLen === null ? this.client.xadd(stream, '*', ...fields) : this.client.xadd(stream, 'MAXLEN', '~', this.maxLen, '*', ...fields);
       }),
     );
   }

@@ -186,7 +186,7 @@ export class GeneratorWorker {
     this.bullClient.on('error', (err: Error) => logger.debug('redis error (queue)', { err: err.message }));
 
     const scripts = (this.scripts = new Scripts(this.client, keys));
-    const sink = await loadSink(config.handler, new StreamSink(this.client, keys), logger);
+    const sink = await loadSink(config.handler, new StreamSink(this.client, keys, config.sinkMaxLen), logger);
     const connection = this.bullClient as unknown as ConnectionOptions;
     this.queue = new TicketQueue(connection, keys, { attempts: config.jobAttempts, backoffMs: config.jobBackoffMs }, config.queueShards);
     this.tickets = new TicketWorker({

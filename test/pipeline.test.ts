@@ -42,6 +42,15 @@ for (const mode of ['standalone', 'cluster'] as const) {
     /** Watched test keys live under `<prefix>-k:` so parallel prefixes never see each other. */
     const watchOf = (p: string) => `${p}-k:*`;
 
+    it('trims the sink to about TG_SINK_MAXLEN tickets when asked', async () => {
+      worker = await startWorker(testConfig(url, prefix, { TG_WATCH: watchOf(prefix), TG_SINK_MAXLEN: '100' }));
+      await Promise.all(Array.from({ length: 1000 }, (_, i) => redis.set(`${prefix}-k:trim:${i}`, 'v')));
+      await waitFor(() => worker!.snapshot().ticketsMade >= 1000, { timeoutMs: 30000, what: '1,000 tickets made' });
+      // MAXLEN ~ trims whole stream nodes (100 entries each by default): about 100, never all 1,000.
+      const length = await redis.xlen(new Keys(prefix).tickets());
+      expect(length).to.be.within(100, 300);
+    });
+
     it('tickets 2,000 keys over all slots with their final values', async () => {
       worker = await startWorker(testConfig(url, prefix, { TG_WATCH: watchOf(prefix) }));
       const expected: Expected = new Map();
