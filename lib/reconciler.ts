@@ -136,11 +136,6 @@ export class Reconciler {
     this.start();
   }
 
-  /** Whether requested passes are waiting or running for this partition. */
-  pending(partition: number): boolean {
-    return this.requests.has(partition);
-  }
-
   /** Runs requested passes, and the continuous pass when a rate is set, until closed. */
   start(): void {
     if (this.closed) return;
@@ -194,7 +189,6 @@ export class Reconciler {
       try {
         if (this.requests.size > 0) await this.runRequests();
         else if (this.opts.ratePerSecond > 0 && this.opts.owned().length > 0) await this.continuousStep();
-        else if (this.candidates.length > 0) await this.recheck(true);
         else await new Promise<void>((r) => (this.wake = r));
         failures = 0;
       } catch (err) {
