@@ -39,16 +39,21 @@ export function parseOffer(raw: string, partitions: number): OfferNotice | null 
   return { partition: m.partition as number, from: m.from };
 }
 
-/** The fields of a JSON message of the given type about an existing partition, or null. */
-function fieldsOf(raw: string, type: string, partitions: number): Record<string, unknown> | null {
+/** The fields of a message that is a JSON object, or null (anything may arrive on a channel). */
+export function jsonFields(raw: string): Record<string, unknown> | null {
   let m: unknown;
   try {
     m = JSON.parse(raw);
   } catch {
     return null;
   }
-  if (typeof m !== 'object' || m === null) return null;
-  const fields = m as Record<string, unknown>;
+  return typeof m === 'object' && m !== null && !Array.isArray(m) ? (m as Record<string, unknown>) : null;
+}
+
+/** The fields of a JSON message of the given type about an existing partition, or null. */
+function fieldsOf(raw: string, type: string, partitions: number): Record<string, unknown> | null {
+  const fields = jsonFields(raw);
+  if (!fields) return null;
   const p = fields.partition;
   if (fields.type !== type || !Number.isInteger(p) || (p as number) < 0 || (p as number) >= partitions) return null;
   return fields;

@@ -2,6 +2,7 @@
  * Membership and migration events, published on `<prefix>:events` for any client to
  * follow (the CLI's `events`, dashboards). Informational: no worker acts on them.
  */
+import { jsonFields } from './control.js';
 import type { Keys } from './keys.js';
 import type { RedisClient } from './redis.js';
 
@@ -19,14 +20,9 @@ export async function publishEvent(client: RedisClient, keys: Keys, event: Witho
 
 /** An event as published, or null for anything else on the channel (malformed or forged). */
 export function parseEvent(raw: string): ClusterEvent | null {
-  let e: unknown;
-  try {
-    e = JSON.parse(raw);
-  } catch {
-    return null;
-  }
-  if (typeof e !== 'object' || e === null) return null;
-  const f = e as Record<string, unknown>;
+  const f = jsonFields(raw);
+  if (!f) return null;
+  const e = f as unknown;
   const text = (v: unknown) => typeof v === 'string' && v.length > 0 && v.length <= 200;
   if (!Number.isFinite(f.at)) return null;
   if (f.type === 'joined' && text(f.worker)) return e as ClusterEvent;
