@@ -82,7 +82,8 @@ export interface ConnectOptions {
 /**
  * The one key-reading script sent without auto-pipelining: ioredis groups auto-pipelined
  * commands by the slot of their first argument taken as a UTF-8 string, so a key that is
- * not valid UTF-8 would join another node's batch and fail (lib/scripts.ts uses it then).
+ * not valid UTF-8 would join another node's batch and fail (lib/scripts.ts uses it then, and
+ * for readers that check many keys at once).
  */
 export const EXACT_KEY_READ = 'tg_readValueExact';
 

@@ -161,10 +161,15 @@ export class Scripts {
     return (await this.call.ackDirty(this.keys.dirty(partition), group, ...ids)) as number;
   }
 
-  /** Type and value of a key, read atomically, binary-safe. */
-  async readValue(key: Buffer): Promise<ValueRead> {
-    const utf8 = isUtf8(key);
-    const [type, digest, value] = (await (utf8 ? this.callBuffer.readValue(key.toString('utf8')) : this.readExact(key))) as [Buffer, Buffer, Buffer | unknown[] | undefined];
+  /**
+   * Type and value of a key, read atomically, binary-safe. `unpipelined`: outside ioredis's
+   * auto-pipelining, for a reader that checks many keys at once (lib/ticket-reader.ts): a load
+   * test's run died once in ioredis's auto-pipeline callback (`results[i] is not iterable`) on
+   * such a burst of script calls.
+   */
+  async readValue(key: Buffer, unpipelined = false): Promise<ValueRead> {
+    const piped = isUtf8(key) && !unpipelined;
+    const [type, digest, value] = (await (piped ? this.callBuffer.readValue(key.toString('utf8')) : this.readExact(key))) as [Buffer, Buffer, Buffer | unknown[] | undefined];
     return { type: type.toString(), digest: digest.toString(), value: value ?? undefined };
   }
 

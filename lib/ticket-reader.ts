@@ -75,7 +75,7 @@ export async function redisState(client: RedisClient, keys: Keys, names: readonl
   const state = new Map<string, Buffer | null>();
   for (let i = 0; i < names.length; i += 1000) {
     const page = names.slice(i, i + 1000);
-    const values = await Promise.all(page.map(async (k) => formatValue(await scripts.readValue(k)).value ?? null));
+    const values = await Promise.all(page.map(async (k) => formatValue(await scripts.readValue(k, true)).value ?? null));
     page.forEach((k, j) => {
       const v = values[j]!;
       state.set(keyId(k), v === null ? null : Buffer.isBuffer(v) ? v : Buffer.from(v));
