@@ -374,7 +374,10 @@ export class Reconciler {
       // An entry adopted within the window may hold the window's unheard change: it gets its ticket.
       const adoptedInWindow = mode === 'repair' && entry !== undefined && adoptedAt(entry) >= 0 && untrusted(entry);
       if (!needsTicket(entry, digest) && !adoptedInWindow) return;
-      if (mode === 'adopt' && entry === undefined) {
+      if (mode === 'adopt') {
+        // A partition never covered before has index entries only from tickets made since: one
+        // that differs has its ticket in flight (a divergence is the continuous pass's to find).
+        if (entry !== undefined) return;
         adopt.push(key);
         adoptDigests.push(digest);
       } else if (mode === 'reconcile') {
