@@ -18,6 +18,7 @@ import { loadConfig } from '../lib/config.js';
 import { ConfigError, RedisUnavailableError } from '../lib/errors.js';
 import { parseEvent } from '../lib/events.js';
 import { Keys } from '../lib/keys.js';
+import { sinkKeys } from '../lib/ticket-reader.js';
 import { appendDirty } from '../lib/dirty-writer.js';
 import { offlineReconciler, printableKey } from '../lib/reconciler.js';
 import { connect, detectTarget, type RedisClient } from '../lib/redis.js';
@@ -124,7 +125,8 @@ try {
     const reconciler = await offlineReconciler({
       target,
       client,
-      keys,
+      // The index lives where the workers' sink layout puts it, whatever this shell's TG_SINK_SHARDS says.
+      keys: await sinkKeys(client, config.prefix, config.partitions),
       watch: config.watch,
       partitions: config.partitions,
       ratePerSecond: 0,

@@ -6,9 +6,10 @@
  */
 import type { ConnectionOptions } from 'bullmq';
 import type { Keys } from './keys.js';
-import { queueShardTags } from './queue-shards.js';
+import { queueShardTags } from './shards.js';
 import { jobCounts, openShards } from './ticket-queue.js';
 import { readLeases } from './lease-keeper.js';
+import { sinkStreams } from './ticket-reader.js';
 import { endpointName, masters, type RedisClient, type RedisTarget } from './redis.js';
 import { keySlot, partitionOfSlot, slotRangeOfPartition } from './slots.js';
 
@@ -75,9 +76,9 @@ export async function lookupKey(client: RedisClient, target: RedisTarget, keys: 
   };
 }
 
-/** Tickets per second from at most 1,000 of the newest sink entries (their ids carry the time). */
-async function recentRate(client: RedisClient, keys: Keys, now: number): Promise<number> {
-  const newest = (await client.xrevrange(keys.tickets(), '+', '-', 'COUNT', 1000)).map(([id]) => Number(id.split('-')[0]));
+/** Tickets per second into one sink stream, from at most 1,000 of its newest entries (their ids carry the time). */
+async function recentRate(client: RedisClient, stream: string, now: number): Promise<number> {
+  const newest = (await client.xrevrange(stream, '+', '-', 'COUNT', 1000)).map(([id]) => Number(id.split('-')[0]));
   const windowMs = 5000;
   const inWindow = newest.filter((t) => t >= now - windowMs);
   if (inWindow.length < newest.length || newest.length < 1000) return inWindow.length / (windowMs / 1000);
@@ -88,13 +89,15 @@ async function recentRate(client: RedisClient, keys: Keys, now: number): Promise
 
 export async function clusterInfo(client: RedisClient, keys: Keys, partitions: number, queueShards: number): Promise<ClusterInfo> {
   const now = await redisNow(client);
+  const streams = await sinkStreams(client, keys.prefix);
+  const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
   const [heartbeats, infos, leases, lengths, ticketsTotal, rate] = await Promise.all([
     client.zrange(keys.members(), 0, -1, 'WITHSCORES'),
     client.hgetall(keys.memberInfo()),
     readLeases(client, keys, partitions),
     Promise.all(Array.from({ length: partitions }, (_, p) => client.xlen(keys.dirty(p)))),
-    client.xlen(keys.tickets()),
-    recentRate(client, keys, now),
+    Promise.all(streams.map((s) => client.xlen(s))).then(sum),
+    Promise.all(streams.map((s) => recentRate(client, s, now))).then(sum),
   ]);
   const since = await Promise.all(Array.from({ length: partitions }, (_, p) => (leases[p]!.owner ? client.hget(keys.lease(p), 'since') : null)));
   const queues = openShards(client as unknown as ConnectionOptions, keys, queueShardTags(queueShards));

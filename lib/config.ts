@@ -58,7 +58,9 @@ export interface Config {
   backfill: boolean;
   /** Approximate length the sink stream is trimmed to on append; null: never trimmed. */
   sinkMaxLen: number | null;
-  /** Ticket queue shards (lib/queue-shards.ts); all workers of a prefix must agree. */
+  /** Streams of the default sink (lib/shards.ts); 1 keeps the single stream `<prefix>:tickets`. */
+  sinkShards: number;
+  /** Ticket queue shards (lib/shards.ts); all workers of a prefix must agree. */
   queueShards: number;
   /** Attempts of a ticket job before it fails for good. */
   jobAttempts: number;
@@ -174,6 +176,7 @@ const SETTINGS: Setting<keyof Config>[] = [
   s({ key: 'reconcileGraceMs', env: 'TG_RECONCILE_GRACE_MS', flag: '--reconcile-grace-ms', help: 'how long a difference must stand before it counts as divergent', fallback: 10000, parse: integer(0) }),
   s({ key: 'backfill', env: 'TG_BACKFILL', flag: '--backfill', help: 'ticket every existing key of a partition covered for the first time', fallback: false, parse: bool, boolean: true }),
   s({ key: 'sinkMaxLen', env: 'TG_SINK_MAXLEN', flag: '--sink-maxlen', help: 'trim the sink stream to about this many tickets on append (unset: never)', fallback: null, parse: integer(1) }),
+  s({ key: 'sinkShards', env: 'TG_SINK_SHARDS', flag: '--sink-shards', help: 'streams of the default sink, each in its own slot; 1 keeps the single stream <prefix>:tickets (all workers of a prefix must agree)', fallback: 3, parse: integer(1, 256) }),
   s({ key: 'queueShards', env: 'TG_QUEUE_SHARDS', flag: '--queue-shards', help: 'ticket queue shards, each in its own slot (all workers of a prefix must agree)', fallback: 3, parse: integer(1, 256) }),
   s({ key: 'jobAttempts', env: 'TG_JOB_ATTEMPTS', flag: '--job-attempts', help: 'attempts of a ticket job before it fails for good', fallback: 100, parse: integer(1, 1_000_000) }),
   s({ key: 'jobBackoffMs', env: 'TG_JOB_BACKOFF_MS', flag: '--job-backoff-ms', help: 'pause between two attempts of a ticket job', fallback: 1000, parse: integer(0) }),

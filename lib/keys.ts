@@ -6,11 +6,31 @@
  * Everything lives under `<prefix>:`, which is also how the worker recognises its own
  * (and BullMQ's) writes and never tickets them.
  */
+import { shardOfSlot, shardTags } from './shards.js';
+import { slotRangeOfPartition } from './slots.js';
+
+/** How the default sink is split: its shard count and the partition count that maps partitions to shards. */
+export interface SinkLayout {
+  shards: number;
+  partitions: number;
+}
+
+/** The keys of a configuration: its prefix and its sink layout. */
+export function keysOf(config: { prefix: string; sinkShards: number; partitions: number }): Keys {
+  return new Keys(config.prefix, { shards: config.sinkShards, partitions: config.partitions });
+}
+
 export class Keys {
   readonly ownPrefix: Buffer;
+  private readonly sinkTags: string[];
 
-  constructor(readonly prefix: string) {
+  constructor(
+    readonly prefix: string,
+    readonly sink: SinkLayout = { shards: 1, partitions: 271 },
+  ) {
     this.ownPrefix = Buffer.from(`${prefix}:`);
+    // One shard keeps the stream name of the unsharded sink, and its slot.
+    this.sinkTags = sink.shards === 1 ? [`${prefix}:tickets`] : shardTags('t', sink.shards);
   }
 
   private partitionKey(partition: number, name: string): string {
@@ -43,12 +63,30 @@ export class Keys {
    * same node, so a replica promoted after a crash never holds an index ahead of its sink.
    */
   index(partition: number): string {
-    return `${this.prefix}:{${this.tickets()}}:index:${partition}`;
+    return `${this.prefix}:{${this.sinkTags[this.sinkShardOf(partition)]}}:index:${partition}`;
   }
 
-  /** The default sink: one stream of tickets. */
-  tickets(): string {
-    return `${this.prefix}:tickets`;
+  /**
+   * Sink shard of a partition: the shard whose slot range holds the partition's first slot, so
+   * with masters serving contiguous slot ranges a ticket is written on the master of its key.
+   */
+  sinkShardOf(partition: number): number {
+    return shardOfSlot(slotRangeOfPartition(partition, this.sink.partitions).first, this.sink.shards);
+  }
+
+  /** A stream of the default sink: `<prefix>:tickets` unsharded, else `<prefix>:tickets:{t<i>.<n>}`. */
+  tickets(shard = 0): string {
+    return this.sink.shards === 1 ? `${this.prefix}:tickets` : `${this.prefix}:tickets:{${this.sinkTags[shard]}}`;
+  }
+
+  /** Every stream of the default sink, in shard order. */
+  sinkStreams(): string[] {
+    return Array.from({ length: this.sink.shards }, (_, i) => this.tickets(i));
+  }
+
+  /** List of the sink's stream names, written by the first worker: how readers find them all. */
+  sinkLayout(): string {
+    return `${this.prefix}:sink-streams`;
   }
 
   /** Sorted set of live workers scored by their last heartbeat (Redis ms). */

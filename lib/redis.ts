@@ -92,7 +92,7 @@ export const EXACT_KEY_READ = 'tg_readValueExact';
  * key for these (the scripts of lua/ that take any number of keys start with the count):
  * pipelined, they would join another node's batch and fail.
  */
-const NOT_AUTO_PIPELINED = ['xreadgroup', 'xread', 'xgroup', 'xinfo', 'xpending', 'cluster', 'config', 'info', 'time', EXACT_KEY_READ, 'tg_digestKeys', 'tg_recordTickets'];
+const NOT_AUTO_PIPELINED = ['xreadgroup', 'xread', 'xgroup', 'xinfo', 'xpending', 'cluster', 'config', 'info', 'time', EXACT_KEY_READ, 'tg_digestKeys', 'tg_recordTickets', 'tg_appendTickets'];
 
 /** A command connection to the whole deployment (cluster-aware where needed). */
 export function connect(target: RedisTarget, opts: ConnectOptions = {}): RedisClient {

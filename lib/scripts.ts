@@ -23,6 +23,8 @@ const SCRIPT_FILES = {
   readValue: 'read-value-1.lua',
   digestKeys: 'digest-keys.lua',
   recordTickets: 'record-tickets.lua',
+  appendTickets: 'append-tickets.lua',
+  claimSinkLayout: 'claim-sink-layout-1.lua',
   pruneTombstones: 'prune-tombstones-1.lua',
 } as const;
 
@@ -82,6 +84,27 @@ export interface IndexRecord {
   key: Buffer;
   seq: string;
   digest: string;
+}
+
+/** The index hashes a script call names, each given its 1-based position in KEYS once. */
+class IndexPositions {
+  readonly names: string[] = [];
+  private readonly at = new Map<number, number>();
+
+  constructor(
+    private readonly keys: Keys,
+    private readonly first: number,
+  ) {}
+
+  of(partition: number): number {
+    let at = this.at.get(partition);
+    if (at === undefined) {
+      at = this.first + this.names.length;
+      this.at.set(partition, at);
+      this.names.push(this.keys.index(partition));
+    }
+    return at;
+  }
 }
 
 export class Scripts {
@@ -180,18 +203,42 @@ export class Scripts {
     return digests.map((d) => d.toString());
   }
 
-  /** Records index entries (only where newer than what is recorded); returns how many were written. */
+  /** Records index entries (only where newer than what is recorded): a call a sink shard. Returns how many were written. */
   async recordTickets(entries: readonly IndexRecord[]): Promise<number> {
-    if (entries.length === 0) return 0;
-    const slots = new Map<number, number>();
-    const args: (string | Buffer | number)[] = [];
+    const byShard = new Map<number, IndexRecord[]>();
     for (const e of entries) {
-      let at = slots.get(e.partition);
-      if (at === undefined) slots.set(e.partition, (at = slots.size + 1));
-      args.push(at, wireArg(e.key), e.seq, e.digest);
+      const shard = this.keys.sinkShardOf(e.partition);
+      let group = byShard.get(shard);
+      if (!group) byShard.set(shard, (group = []));
+      group.push(e);
     }
-    const indexes = [...slots.keys()].map((p) => this.keys.index(p));
-    return (await this.call.recordTickets(indexes.length, ...indexes, ...args)) as number;
+    const written = await Promise.all(
+      [...byShard.values()].map(async (group) => {
+        const indexes = new IndexPositions(this.keys, 1);
+        const args: (string | Buffer | number)[] = [];
+        for (const e of group) args.push(indexes.of(e.partition), wireArg(e.key), e.seq, e.digest);
+        return (await this.call.recordTickets(indexes.names.length, ...indexes.names, ...args)) as number;
+      }),
+    );
+    return written.reduce((a, b) => a + b, 0);
+  }
+
+  /**
+   * Appends tickets to one shard of the default sink and records them in the index, in one
+   * call; `fields` are each ticket's stream fields and values. Returns how many were appended.
+   */
+  async appendTickets(shard: number, tickets: readonly (IndexRecord & { fields: (string | number | Buffer)[] })[], maxLen: number | null): Promise<number> {
+    if (tickets.length === 0) return 0;
+    // KEYS[1] is the stream, so index hashes start at position 2.
+    const indexes = new IndexPositions(this.keys, 2);
+    const args: (string | number | Buffer)[] = [maxLen ?? 0];
+    for (const t of tickets) args.push(indexes.of(t.partition), wireArg(t.key), t.seq, t.digest, t.fields.length, ...t.fields);
+    return (await this.call.appendTickets(1 + indexes.names.length, this.keys.tickets(shard), ...indexes.names, ...args)) as number;
+  }
+
+  /** The sink's stream names as the prefix's first worker listed them (listing ours if none did). */
+  async claimSinkLayout(): Promise<string[]> {
+    return (await this.call.claimSinkLayout(this.keys.sinkLayout(), ...this.keys.sinkStreams())) as string[];
   }
 
   /** Removes the listed tombstones of a partition's index whose seq is older than the cutoff (Redis ms). */

@@ -1,15 +1,17 @@
 /**
- * Where tickets go. By default every ticket is appended to the stream `<prefix>:tickets`
- * with the fields of the sink contract (DESIGN.md); other programs read that stream. A
- * handler module (TG_HANDLER) can replace the default sink or extend it: it receives each
- * batch of tickets and the default sink, which it may call or not.
+ * Where tickets go. By default every ticket is appended to a stream of the sink (one, or one
+ * per shard: README, "The sink") with the fields of the sink contract, and recorded in the
+ * ticket index in the same script call. A handler module (TG_HANDLER) can replace the default
+ * sink or extend it: it receives each batch of tickets and the default sink, which it may call
+ * or not; the ticket worker then records the index itself.
  */
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
-import { HandlerError } from './errors.js';
+import { ConfigError, HandlerError } from './errors.js';
 import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
 import { wireArg, type RedisClient } from './redis.js';
+import type { Scripts } from './scripts.js';
 
 export interface Ticket {
   id: string;
@@ -30,6 +32,8 @@ export interface Ticket {
 
 export interface Sink {
   write(tickets: readonly Ticket[]): Promise<void>;
+  /** True when writing also records the tickets in the ticket index. */
+  readonly indexes?: boolean;
 }
 
 /** What a handler module's default export (or its `handle` export) is called with. */
@@ -41,24 +45,56 @@ export interface HandlerContext {
 
 export type TicketHandler = (tickets: readonly Ticket[], context: HandlerContext) => Promise<void> | void;
 
+/** A ticket's stream fields and values, as the sink contract names them. */
+export function ticketFields(t: Ticket): (string | Buffer | number)[] {
+  const fields: (string | Buffer | number)[] = ['id', t.id, 'key', wireArg(t.key), 'event', t.event, 'type', t.type];
+  if (t.value !== undefined) fields.push('value', Buffer.isBuffer(t.value) ? wireArg(t.value) : t.value);
+  fields.push('seq', t.seq, 'partition', t.partition, 'slot', t.slot, 'worker', t.worker, 'dirtyAt', t.dirtyAt, 'createdAt', t.createdAt);
+  return fields;
+}
+
 export class StreamSink implements Sink {
+  readonly indexes = true;
+
   constructor(
-    private readonly client: RedisClient,
+    private readonly scripts: Scripts,
     private readonly keys: Keys,
-    /** Trim to about this many entries on append (MAXLEN ~): retention for consumers that keep up. */
+    /** Trim each stream to about this many entries on append (MAXLEN ~): retention for consumers that keep up. */
     private readonly maxLen: number | null = null,
   ) {}
 
   async write(tickets: readonly Ticket[]): Promise<void> {
-    const stream = this.keys.tickets();
-    await Promise.all(
-      tickets.map((t) => {
-        const fields: (string | Buffer | number)[] = ['id', t.id, 'key', wireArg(t.key), 'event', t.event, 'type', t.type];
-        if (t.value !== undefined) fields.push('value', Buffer.isBuffer(t.value) ? wireArg(t.value) : t.value);
-        fields.push('seq', t.seq, 'partition', t.partition, 'slot', t.slot, 'worker', t.worker, 'dirtyAt', t.dirtyAt, 'createdAt', t.createdAt);
-        return this.maxLen === null ? this.client.xadd(stream, '*', ...fields) : this.client.xadd(stream, 'MAXLEN', '~', this.maxLen, '*', ...fields);
-      }),
-    );
+    const byShard = new Map<number, Parameters<Scripts['appendTickets']>[1][number][]>();
+    for (const t of tickets) {
+      const fields = ticketFields(t);
+      const shard = this.keys.sinkShardOf(t.partition);
+      let batch = byShard.get(shard);
+      if (!batch) byShard.set(shard, (batch = []));
+      batch.push({ partition: t.partition, key: t.key, seq: t.seq, digest: t.digest, fields });
+    }
+    await Promise.all([...byShard].map(([shard, batch]) => this.scripts.appendTickets(shard, batch, this.maxLen)));
+  }
+}
+
+/**
+ * Checks that this worker writes the sink where the prefix's other workers do: the first one
+ * lists the streams (`<prefix>:sink-streams`), and a different TG_SINK_SHARDS is refused rather
+ * than splitting the tickets and the index between two layouts.
+ */
+export async function claimSinkLayout(client: RedisClient, scripts: Scripts, keys: Keys): Promise<void> {
+  const mine = keys.sinkStreams();
+  if (mine.length > 1 && (await client.exists(keys.sinkLayout())) === 0 && (await client.exists(`${keys.prefix}:tickets`)) === 1) {
+    throw new ConfigError([
+      `TG_SINK_SHARDS=${mine.length}: prefix '${keys.prefix}' has tickets in the unsharded sink stream ${keys.prefix}:tickets ` +
+        `(written before sink shards existed); set TG_SINK_SHARDS=1 to keep writing there, or use a new TG_PREFIX`,
+    ]);
+  }
+  const theirs = await scripts.claimSinkLayout();
+  if (theirs.join('\n') !== mine.join('\n')) {
+    throw new ConfigError([
+      `TG_SINK_SHARDS=${mine.length}: prefix '${keys.prefix}' already writes its sink to ${theirs.length} stream(s) ` +
+        `(${theirs.join(', ')}; listed in ${keys.sinkLayout()}); set TG_SINK_SHARDS=${theirs.length}, or use a new TG_PREFIX`,
+    ]);
   }
 }
 

@@ -1,12 +1,12 @@
 /**
- * The BullMQ queues that make tickets, one a shard (lib/queue-shards.ts). One job carries a
+ * The BullMQ queues that make tickets, one a shard (lib/shards.ts). One job carries a
  * coalesced batch of dirty keys of one shard, so the per-job cost of BullMQ is shared by many
  * keys. Keys travel as base64 so any byte content survives BullMQ's JSON encoding.
  */
 import { Queue, type ConnectionOptions, type JobType } from 'bullmq';
 import type { CoalescedKey } from './coalescer.js';
 import { TICKET_QUEUE, type Keys } from './keys.js';
-import { queueShardTags, shardOfSlot } from './queue-shards.js';
+import { queueShardTags, shardOfSlot } from './shards.js';
 import { keySlot } from './slots.js';
 
 /** [key (base64), last event, seq, dirtyAt] */

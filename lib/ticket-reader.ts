@@ -1,10 +1,11 @@
 /**
- * Reading the default sink back: every ticket of `<prefix>:tickets`, and the latest one
- * (greatest seq) of each key. The load test, the tests and operators verify final values
- * this way.
+ * Reading the default sink back: every ticket of every stream the prefix's workers listed
+ * (`<prefix>:sink-streams`, README "The sink"), and the latest one (greatest seq) of each key;
+ * all tickets of a key are in one stream. The load test, the tests and operators verify final
+ * values this way.
  */
 import { compareStreamIds, keyId } from './coalescer.js';
-import type { Keys } from './keys.js';
+import { Keys } from './keys.js';
 import { bufferCommand, type RedisClient } from './redis.js';
 import { Scripts } from './scripts.js';
 import type { Ticket } from './sink.js';
@@ -38,19 +39,33 @@ export function parseTicket(streamId: Buffer, flat: Buffer[]): StoredTicket {
   };
 }
 
-/** Calls `each` for every ticket in the sink, oldest first, reading in bounded pages. */
+/** The sink's streams as the prefix's workers listed them; the unsharded stream when none did yet. */
+export async function sinkStreams(client: RedisClient, prefix: string): Promise<string[]> {
+  const keys = new Keys(prefix);
+  const listed = await client.lrange(keys.sinkLayout(), 0, -1);
+  return listed.length > 0 ? listed : keys.sinkStreams();
+}
+
+/** The keys of a prefix with the sink layout its workers use (for the ticket index: `tg reconcile`, tests). */
+export async function sinkKeys(client: RedisClient, prefix: string, partitions: number): Promise<Keys> {
+  return new Keys(prefix, { shards: (await sinkStreams(client, prefix)).length, partitions });
+}
+
+/** Calls `each` for every ticket in the sink, stream after stream, each oldest first, reading in bounded pages. */
 export async function forEachTicket(client: RedisClient, keys: Keys, each: (t: StoredTicket) => void, pageSize = 10000): Promise<number> {
-  let start = '-';
   let count = 0;
-  for (;;) {
-    const page = (await bufferCommand(client, 'xrange')(keys.tickets(), start, '+', 'COUNT', pageSize)) as [Buffer, Buffer[]][];
-    for (const [id, fields] of page) {
-      each(parseTicket(id, fields));
-      count++;
+  for (const stream of await sinkStreams(client, keys.prefix)) {
+    for (let start = '-'; ; ) {
+      const page = (await bufferCommand(client, 'xrange')(stream, start, '+', 'COUNT', pageSize)) as [Buffer, Buffer[]][];
+      for (const [id, fields] of page) {
+        each(parseTicket(id, fields));
+        count++;
+      }
+      if (page.length < pageSize) break;
+      start = `(${page[page.length - 1]![0].toString()}`;
     }
-    if (page.length < pageSize) return count;
-    start = `(${page[page.length - 1]![0].toString()}`;
   }
+  return count;
 }
 
 /** Whether ticket a supersedes ticket b of the same key. */

@@ -13,7 +13,7 @@ import type { Scripts } from './scripts.js';
 import type { Sink, Ticket } from './sink.js';
 import { keySlot, partitionOfSlot } from './slots.js';
 import { globMatcher } from './glob.js';
-import { queueShardTags } from './queue-shards.js';
+import { queueShardTags } from './shards.js';
 import { decodeItem, type TicketJobData } from './ticket-queue.js';
 import { FAILED_DIGEST } from './ticket-index.js';
 import { formatValue } from './values.js';
@@ -29,7 +29,7 @@ export interface TicketWorkerOptions {
   logger: Logger;
   /** Lock of an active job; a crashed worker's jobs are retried once it lapses. */
   lockDurationMs: number;
-  /** Queue shards (lib/queue-shards.ts). */
+  /** Queue shards (lib/shards.ts). */
   shards: number;
   /** Glob of the watched keys: a job naming any other key (a forged one) gets no ticket for it. */
   watch: string;
@@ -116,9 +116,9 @@ export class TicketWorker {
       }),
     );
     await this.opts.sink.write(tickets);
-    // Only once the sink has them: a job that never gets there leaves the index behind, and
-    // reconciliation makes its tickets again.
-    await scripts.recordTickets(tickets.map((t) => ({ partition: t.partition, key: t.key, seq: t.seq, digest: t.digest })));
+    // Only once the sink has them (the default sink records them itself, in the same step): a
+    // job that never gets there leaves the index behind, and reconciliation makes its tickets again.
+    if (!this.opts.sink.indexes) await scripts.recordTickets(tickets.map((t) => ({ partition: t.partition, key: t.key, seq: t.seq, digest: t.digest })));
     this.made += tickets.length;
     return tickets.length;
   }

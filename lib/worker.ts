@@ -13,7 +13,7 @@ import { Coverage } from './coverage.js';
 import { DirtyReader } from './dirty-reader.js';
 import { DirtyWriter } from './dirty-writer.js';
 import { StartAborted } from './errors.js';
-import { Keys } from './keys.js';
+import { keysOf, type Keys } from './keys.js';
 import { publishEvent } from './events.js';
 import { startHttpServer, type HttpServer } from './http-server.js';
 import { KeyspaceSubscriber } from './keyspace-subscriber.js';
@@ -22,7 +22,7 @@ import { createLogger, type Logger } from './logger.js';
 import { connect, waitForTarget, type RedisClient, type RedisTarget } from './redis.js';
 import { printableKey, Reconciler } from './reconciler.js';
 import { Scripts } from './scripts.js';
-import { loadSink, StreamSink } from './sink.js';
+import { claimSinkLayout, loadSink, StreamSink } from './sink.js';
 import { keySlot, partitionOfSlot, slotRangeOfPartition } from './slots.js';
 import { TicketQueue } from './ticket-queue.js';
 import { TicketWorker } from './ticket-worker.js';
@@ -123,7 +123,7 @@ export class GeneratorWorker {
   ) {
     this.id = opts.workerId ?? nanoid();
     this.logger = opts.logger ?? createLogger(config.logLevel, this.id);
-    this.keys = new Keys(config.prefix);
+    this.keys = keysOf(config);
     this.forwarding = new Uint8Array(config.partitions);
   }
 
@@ -186,7 +186,8 @@ export class GeneratorWorker {
     this.bullClient.on('error', (err: Error) => logger.debug('redis error (queue)', { err: err.message }));
 
     const scripts = (this.scripts = new Scripts(this.client, keys));
-    const sink = await loadSink(config.handler, new StreamSink(this.client, keys, config.sinkMaxLen), logger);
+    await claimSinkLayout(this.client, scripts, keys);
+    const sink = await loadSink(config.handler, new StreamSink(scripts, keys, config.sinkMaxLen), logger);
     const connection = this.bullClient as unknown as ConnectionOptions;
     this.queue = new TicketQueue(connection, keys, { attempts: config.jobAttempts, backoffMs: config.jobBackoffMs }, config.queueShards);
     this.tickets = new TicketWorker({

@@ -15,7 +15,7 @@ import { KeyspaceSubscriber } from '../lib/keyspace-subscriber.js';
 import { createLogger } from '../lib/logger.js';
 import { connect, detectTarget } from '../lib/redis.js';
 import { Scripts } from '../lib/scripts.js';
-import { StreamSink } from '../lib/sink.js';
+import { ticketFields } from '../lib/sink.js';
 import { keySlot, partitionOfSlot } from '../lib/slots.js';
 import { formatValue } from '../lib/values.js';
 
@@ -29,7 +29,6 @@ const client = connect(target);
 const bull = connect(target, { maxRetriesPerRequest: null, autoPipelining: false });
 const connection = bull as unknown as ConnectionOptions;
 const scripts = new Scripts(client, keys);
-const sink = new StreamSink(client, keys);
 const queue = new Queue(TICKET_QUEUE, { connection, prefix: keys.queuePrefix() });
 let seq = 0;
 
@@ -42,7 +41,8 @@ const worker = new Worker<{ k: string; e: string; t: number }>(
     const read = await scripts.readValue(key);
     const { type, value } = formatValue(read);
     const slot = keySlot(key);
-    await sink.write([{ id: nanoid(), key, event: job.data.e, type, value, digest: read.digest, seq: order, partition: partitionOfSlot(slot, 271), slot, worker: 'baseline', dirtyAt: job.data.t, createdAt: Date.now() }]);
+    // A plain XADD: the raw path keeps no ticket index.
+    await client.xadd(keys.tickets(), '*', ...ticketFields({ id: nanoid(), key, event: job.data.e, type, value, digest: read.digest, seq: order, partition: partitionOfSlot(slot, 271), slot, worker: 'baseline', dirtyAt: job.data.t, createdAt: Date.now() }));
   },
   { connection, prefix: keys.queuePrefix(), concurrency: 8 },
 );

@@ -8,7 +8,7 @@ import { keyId } from '../lib/coalescer.js';
 import type { Keys } from '../lib/keys.js';
 import { jobCounts, openShards } from '../lib/ticket-queue.js';
 import { bufferCommand, type RedisClient } from '../lib/redis.js';
-import { isLater, parseTicket, type StoredTicket } from '../lib/ticket-reader.js';
+import { isLater, parseTicket, sinkStreams, type StoredTicket } from '../lib/ticket-reader.js';
 import { ticketMatches, writtenAtOf, type FinalState } from './expectations.js';
 
 export class SinkMonitor {
@@ -16,7 +16,8 @@ export class SinkMonitor {
   /** write → ticket ms of every ticket whose value carries its write time. */
   readonly freshness: number[] = [];
   tickets = 0;
-  private lastId = '-';
+  /** Per sink stream, the id of the last ticket read. */
+  private readonly lastIds = new Map<string, string>();
   private readonly queues: Queue[];
 
   constructor(
@@ -33,8 +34,17 @@ export class SinkMonitor {
   async poll(): Promise<number | null> {
     const fresh: number[] = [];
     const xrange = bufferCommand(this.redis, 'xrange');
+    for (const stream of await sinkStreams(this.redis, this.keys.prefix)) await this.pollStream(xrange, stream, fresh);
+    this.freshness.push(...fresh);
+    if (fresh.length === 0) return null;
+    fresh.sort((x, y) => x - y);
+    return fresh[Math.floor(fresh.length / 2)]!;
+  }
+
+  private async pollStream(xrange: ReturnType<typeof bufferCommand>, stream: string, fresh: number[]): Promise<void> {
     for (;;) {
-      const page = (await xrange(this.keys.tickets(), this.lastId === '-' ? '-' : `(${this.lastId}`, '+', 'COUNT', 5000)) as [Buffer, Buffer[]][];
+      const last = this.lastIds.get(stream);
+      const page = (await xrange(stream, last === undefined ? '-' : `(${last}`, '+', 'COUNT', 5000)) as [Buffer, Buffer[]][];
       for (const [id, flat] of page) {
         const t = parseTicket(id, flat);
         this.tickets++;
@@ -44,13 +54,9 @@ export class SinkMonitor {
         const w = writtenAtOf(t);
         if (w !== undefined) fresh.push(t.createdAt - w);
       }
-      if (page.length > 0) this.lastId = page[page.length - 1]![0].toString();
-      if (page.length < 5000) break;
+      if (page.length > 0) this.lastIds.set(stream, page[page.length - 1]![0].toString());
+      if (page.length < 5000) return;
     }
-    this.freshness.push(...fresh);
-    if (fresh.length === 0) return null;
-    fresh.sort((x, y) => x - y);
-    return fresh[Math.floor(fresh.length / 2)]!;
   }
 
   /** Dirty entries not yet trimmed plus ticket jobs waiting or running. */

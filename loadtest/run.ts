@@ -22,7 +22,7 @@ import { connect, detectTarget, masters, type RedisClient } from '../lib/redis.j
 import { keysOffRedis } from '../lib/ticket-reader.js';
 import type { WriterResult } from './expectations.js';
 import { flood } from './flood.js';
-import { queueShardTags } from '../lib/queue-shards.js';
+import { queueShardTags } from '../lib/shards.js';
 import { SinkMonitor } from './monitor.js';
 import { html, percentiles, table, type Report, type Sample, type SignalRecord } from './report.js';
 

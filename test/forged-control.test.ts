@@ -9,7 +9,7 @@ import { captureLogger } from './helpers/logs.js';
 import { client, testConfig, waitForFinal } from './helpers/worker.js';
 import { partitionOfKey } from '../lib/slots.js';
 import type { ConnectionOptions } from 'bullmq';
-import { queueShardTags } from '../lib/queue-shards.js';
+import { queueShardTags } from '../lib/shards.js';
 import { encodeItems, openShards } from '../lib/ticket-queue.js';
 import { latestTickets } from '../lib/ticket-reader.js';
 

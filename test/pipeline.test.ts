@@ -8,7 +8,7 @@ import type { RedisClient } from '../lib/redis.js';
 import { keySlot, partitionOfSlot } from '../lib/slots.js';
 import type { GeneratorWorker } from '../lib/worker.js';
 import { clusterUrl, randomPrefix, standaloneUrl, waitFor } from './helpers/redis.js';
-import { latestTickets } from '../lib/ticket-reader.js';
+import { latestTickets, sinkKeys, sinkStreams } from '../lib/ticket-reader.js';
 import { Keys } from '../lib/keys.js';
 import { client, startWorker, testConfig, waitForFinal, type Expected } from './helpers/worker.js';
 import { setGate } from './fixtures/gate-handler.js';
@@ -46,9 +46,11 @@ for (const mode of ['standalone', 'cluster'] as const) {
       worker = await startWorker(testConfig(url, prefix, { TG_WATCH: watchOf(prefix), TG_SINK_MAXLEN: '100' }));
       await Promise.all(Array.from({ length: 1000 }, (_, i) => redis.set(`${prefix}-k:trim:${i}`, 'v')));
       await waitFor(() => worker!.snapshot().ticketsMade >= 1000, { timeoutMs: 30000, what: '1,000 tickets made' });
-      // MAXLEN ~ trims whole stream nodes (100 entries each by default): about 100, never all 1,000.
-      const length = await redis.xlen(new Keys(prefix).tickets());
-      expect(length).to.be.within(100, 300);
+      // MAXLEN ~ trims whole stream nodes (100 entries each by default): each of the sink's
+      // streams (3 by default, about 333 tickets each) keeps about 100, never all it was sent.
+      const streams = await sinkStreams(redis, prefix);
+      expect(streams).to.have.length(3);
+      for (const stream of streams) expect(await redis.xlen(stream)).to.be.within(100, 300);
     });
 
     it('tickets 2,000 keys over all slots with their final values', async () => {
@@ -185,9 +187,11 @@ for (const mode of ['standalone', 'cluster'] as const) {
           { timeoutMs: 30000, intervalMs: 100, what: 'the ticket of v2 while the job of v1 is held' },
         );
         release();
-        await waitFor(async () => (await redis.xlen(new Keys(prefix).tickets())) >= 2, { timeoutMs: 30000, intervalMs: 100, what: 'the held ticket of v1' });
+        const keys = await sinkKeys(redis, prefix, 271);
+        const stream = keys.tickets(keys.sinkShardOf(partitionOfSlot(keySlot(key), 271)));
+        await waitFor(async () => (await redis.xlen(stream)) >= 2, { timeoutMs: 30000, intervalMs: 100, what: 'the held ticket of v1' });
         // The stale ticket was written last, yet the greatest seq still names the final value.
-        const last = (await redis.xrevrange(new Keys(prefix).tickets(), '+', '-', 'COUNT', 1))[0]!;
+        const last = (await redis.xrevrange(stream, '+', '-', 'COUNT', 1))[0]!;
         expect(last[1]).to.include('v1');
         await waitForFinal(redis, prefix, new Map([[key, 'v2']]));
       } finally {

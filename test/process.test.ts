@@ -72,6 +72,31 @@ describe('worker process', function () {
     });
   });
 
+  it('refuses a TG_SINK_SHARDS that would split the sink: over a stream of an earlier version, or unlike the other workers\'', async () => {
+    const prefix = randomPrefix();
+    const redis = await client(clusterUrl());
+    let first: WorkerProcess | undefined;
+    try {
+      await redis.xadd(`${prefix}:tickets`, '*', 'id', 'from an earlier version');
+      w = spawnWorker({ TG_REDIS_URL: clusterUrl(), TG_PREFIX: prefix });
+      expect(await exitOf(w, 15000)).to.equal(1);
+      expect(w.logs.find((l) => l.fatal === true)?.message).to.contain('TG_SINK_SHARDS=3').and.contain(`${prefix}:tickets`).and.contain('TG_SINK_SHARDS=1');
+
+      w = spawnWorker({ TG_REDIS_URL: clusterUrl(), TG_PREFIX: prefix, TG_SINK_SHARDS: '1' });
+      await w.waitForLog('started');
+      expect(await redis.lrange(`${prefix}:sink-streams`, 0, -1)).to.deep.equal([`${prefix}:tickets`]);
+      first = w;
+      w = spawnWorker({ TG_REDIS_URL: clusterUrl(), TG_PREFIX: prefix, TG_SINK_SHARDS: '2' });
+      expect(await exitOf(w, 15000)).to.equal(1);
+      expect(w.logs.find((l) => l.fatal === true)?.message).to.contain('TG_SINK_SHARDS=2').and.contain('set TG_SINK_SHARDS=1');
+      first.proc.kill('SIGTERM');
+      expect(await exitOf(first, 20000)).to.equal(0);
+    } finally {
+      killIfRunning(first);
+      await redis.quit();
+    }
+  });
+
   it('exits at once with 1 on a second signal during the graceful stop', async () => {
     const prefix = randomPrefix();
     w = spawnWorker({ TG_REDIS_URL: clusterUrl(), TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*` });
