@@ -19,6 +19,8 @@ export interface LeaseKeeperOptions {
   logger: Logger;
   /** Redis ms up to which the worker heard every event of a partition: the coverage mark a renewal writes. */
   coverageMark: (partition: number) => number;
+  /** The Redis node that serves a partition's lease, as far as the client knows: leases are renewed a node at a time. */
+  nodeOf: (partition: number) => string;
 }
 
 export interface HeldLease {
@@ -83,21 +85,40 @@ export class LeaseKeeper extends EventEmitter {
     loop();
   }
 
+  /** One call a Redis node for the leases it serves; partition by partition where that call fails (a slot moved). */
   private async renewAll(): Promise<void> {
-    const { scripts, workerId, ttlMs, logger } = this.opts;
+    const { scripts, workerId, ttlMs, logger, nodeOf } = this.opts;
     const sentAt = performance.now();
     let failed = 0;
+    const renewed = (partition: number, lease: HeldLease, at: number | null) => {
+      if (this.held.get(partition) !== lease) return;
+      if (at === null) this.drop(partition, 'superseded');
+      else lease.deadline = this.deadlineFrom(sentAt);
+    };
+    const one = async ([partition, lease]: [number, HeldLease]) => {
+      try {
+        renewed(partition, lease, await scripts.renewLease(partition, workerId, lease.token, ttlMs, this.opts.coverageMark(partition)));
+      } catch (err) {
+        if (++failed === 1) logger.warn('lease renewal failed', { partition, err: String(err) });
+      }
+    };
+    const byNode = new Map<string, [number, HeldLease][]>();
+    for (const entry of this.held) {
+      const node = nodeOf(entry[0]);
+      const group = byNode.get(node);
+      if (group) group.push(entry);
+      else byNode.set(node, [entry]);
+    }
     await Promise.all(
-      [...this.held].map(async ([partition, lease]) => {
+      [...byNode.values()].map(async (group) => {
+        let replies: (number | null)[];
         try {
-          const renewed = await scripts.renewLease(partition, workerId, lease.token, ttlMs, this.opts.coverageMark(partition));
-          if (this.held.get(partition) !== lease) return;
-          if (renewed === null) this.drop(partition, 'superseded');
-          else lease.deadline = this.deadlineFrom(sentAt);
+          replies = await scripts.renewLeases(group.map(([partition, lease]) => ({ partition, token: lease.token, heardUpTo: this.opts.coverageMark(partition) })), workerId, ttlMs);
         } catch (err) {
-          failed++;
-          if (failed === 1) logger.warn('lease renewal failed', { partition, err: String(err) });
+          logger.debug('lease renewal by node failed; renewing one by one', { partitions: group.length, err: String(err) });
+          return void (await Promise.all(group.map(one)));
         }
+        group.forEach(([partition, lease], i) => renewed(partition, lease, replies[i]!));
       }),
     );
     if (this.held.size > 0) this.emit('renewed', performance.now() - sentAt);

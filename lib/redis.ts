@@ -94,6 +94,11 @@ export const EXACT_KEY_READ = 'tg_readValueExact';
  */
 const NOT_AUTO_PIPELINED = ['xreadgroup', 'xread', 'xgroup', 'xinfo', 'xpending', 'cluster', 'config', 'info', 'time', EXACT_KEY_READ, 'tg_digestKeys', 'tg_recordTickets', 'tg_appendTickets'];
 
+/** The master that serves a slot as the client last learned it ('' standalone or when unknown). */
+export function nodeOfSlot(client: RedisClient, slot: number): string {
+  return client instanceof Cluster ? (client.slots[slot]?.[0] ?? '') : '';
+}
+
 /** A command connection to the whole deployment (cluster-aware where needed). */
 export function connect(target: RedisTarget, opts: ConnectOptions = {}): RedisClient {
   const base = nodeOptions(target.settings, {

@@ -15,6 +15,7 @@ const LUA_DIR = new URL('../lua/', import.meta.url);
 const SCRIPT_FILES = {
   acquireLease: 'acquire-lease-3.lua',
   renewLease: 'renew-lease-2.lua',
+  renewLeases: 'renew-leases-1.lua',
   releaseLease: 'release-lease-2.lua',
   offerLease: 'offer-lease-1.lua',
   takeOverLease: 'take-over-lease-3.lua',
@@ -149,6 +150,19 @@ export class Scripts {
     const k = this.keys;
     const reply = (await this.call.renewLease(k.lease(partition), k.covered(partition), workerId, token, ttlMs, Math.floor(heardUpTo))) as number;
     return reply === LeaseCode.Superseded ? null : reply;
+  }
+
+  /**
+   * Renews held leases whose keys one Redis node serves, in one call (see renewLease); per
+   * lease the renewal's Redis time, or null when it was superseded.
+   */
+  async renewLeases(leases: readonly { partition: number; token: number; heardUpTo: number }[], workerId: string, ttlMs: number): Promise<(number | null)[]> {
+    if (leases.length === 0) return [];
+    const k = this.keys;
+    const args: (string | number)[] = [workerId, ttlMs];
+    for (const l of leases) args.push(k.lease(l.partition), k.covered(l.partition), l.token, Math.floor(l.heardUpTo));
+    const replies = (await this.call.renewLeases(k.lease(leases[0]!.partition), ...args)) as number[];
+    return replies.map((r) => (r === LeaseCode.Superseded ? null : r));
   }
 
   /** Gives the lease up; false when the token was already superseded. */

@@ -19,7 +19,7 @@ import { startHttpServer, type HttpServer } from './http-server.js';
 import { KeyspaceSubscriber } from './keyspace-subscriber.js';
 import { LeaseKeeper, readLeases, type LeaseState } from './lease-keeper.js';
 import { createLogger, type Logger } from './logger.js';
-import { connect, waitForTarget, type RedisClient, type RedisTarget } from './redis.js';
+import { connect, nodeOfSlot, waitForTarget, type RedisClient, type RedisTarget } from './redis.js';
 import { printableKey, Reconciler } from './reconciler.js';
 import { Scripts } from './scripts.js';
 import { claimSinkLayout, loadSink, StreamSink } from './sink.js';
@@ -212,6 +212,7 @@ export class GeneratorWorker {
       renewIntervalMs: config.renewIntervalMs,
       logger,
       coverageMark: (p) => this.coverage.coverageMark(p),
+      nodeOf: (p) => nodeOfSlot(this.client, keySlot(keys.lease(p))),
     });
     this.leases.on('lost', (p: number) => {
       this.stopForwarding(p);

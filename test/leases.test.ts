@@ -1,9 +1,12 @@
 /** The lease scripts on a real Redis: exclusivity, fencing tokens, handover. */
 import { expect } from 'chai';
 import { Keys } from '../lib/keys.js';
-import type { RedisClient } from '../lib/redis.js';
+import { LeaseKeeper } from '../lib/lease-keeper.js';
+import { silentLogger } from '../lib/logger.js';
+import { nodeOfSlot, type RedisClient } from '../lib/redis.js';
 import { Scripts } from '../lib/scripts.js';
-import { clusterUrl, randomPrefix, standaloneUrl } from './helpers/redis.js';
+import { keySlot } from '../lib/slots.js';
+import { clusterUrl, randomPrefix, standaloneUrl, waitFor } from './helpers/redis.js';
 import { client } from './helpers/worker.js';
 
 for (const mode of ['standalone', 'cluster'] as const) {
@@ -70,6 +73,58 @@ for (const mode of ['standalone', 'cluster'] as const) {
       const renewedAt = await scripts.renewLease(2, 'A', a!.token, 10000, heard);
       expect(renewedAt).to.be.at.least(a!.now);
       expect(Number(await redis.hget(keys.covered(2), 'at'))).to.equal(heard);
+    });
+
+    /** Partitions whose lease keys the node of partition 0's lease serves, and one another node serves ('' standalone: none). */
+    async function partitionsByNode(): Promise<{ same: number[]; other: number | undefined }> {
+      await redis.ping();
+      const node = (p: number) => nodeOfSlot(redis, keySlot(keys.lease(p)));
+      const all = Array.from({ length: 271 }, (_, p) => p);
+      return { same: all.filter((p) => node(p) === node(0)), other: all.find((p) => node(p) !== node(0)) };
+    }
+
+    it('renews the leases one node serves in one call, each as a single renewal would', async () => {
+      const { same, other } = await partitionsByNode();
+      const mine = same.slice(0, 4);
+      const held = await Promise.all(mine.map((p) => scripts.acquireLease(p, 'A', 10000)));
+      await scripts.offerLease(mine[3]!, 'A', held[3]!.token, 'B');
+      await scripts.takeOverLease(mine[3]!, 'B', 'A', 10000);
+      const heard = held[0]!.now - 500;
+      const replies = await scripts.renewLeases(mine.map((partition, i) => ({ partition, token: held[i]!.token, heardUpTo: heard })), 'A', 60000);
+      expect(replies.slice(0, 3).every((r) => typeof r === 'number' && r >= held[0]!.now)).to.equal(true);
+      expect(replies[3]).to.equal(null);
+      for (const p of mine.slice(0, 3)) {
+        expect(await redis.pttl(keys.lease(p))).to.be.above(10000);
+        expect(Number(await redis.hget(keys.covered(p), 'at'))).to.equal(heard);
+      }
+      expect(await redis.hget(keys.lease(mine[3]!), 'owner')).to.equal('B');
+      if (mode === 'cluster') {
+        // Keys another node serves are out of the script's reach: the keeper then renews one by one.
+        const a = await scripts.acquireLease(other!, 'A', 10000);
+        const mixed = [{ partition: mine[0]!, token: held[0]!.token, heardUpTo: heard }, { partition: other!, token: a!.token, heardUpTo: heard }];
+        let refused: unknown;
+        await scripts.renewLeases(mixed, 'A', 60000).catch((err: unknown) => (refused = err));
+        expect(String(refused)).to.match(/non local key|slot/i);
+      }
+    });
+
+    it('keeps leases renewed one by one when the call for their node is refused', async () => {
+      const partitions = Array.from({ length: 20 }, (_, p) => p);
+      // Every lease said to be on one node: in a cluster that call reaches keys of other nodes and is refused.
+      const keeper = new LeaseKeeper({ scripts, workerId: 'A', ttlMs: 400, renewIntervalMs: 100, logger: silentLogger(), coverageMark: () => Date.now(), nodeOf: () => 'one' });
+      const lost: number[] = [];
+      keeper.on('lost', (p: number) => lost.push(p));
+      for (const p of partitions) expect(await keeper.acquire(p)).to.not.equal(null);
+      keeper.start();
+      let rounds = 0;
+      keeper.on('renewed', () => rounds++);
+      try {
+        await waitFor(() => rounds >= 8, { timeoutMs: 10000, what: '8 renewal rounds (2 lease TTLs)' });
+        expect(lost).to.deep.equal([]);
+        for (const p of partitions) expect(await redis.hget(keys.lease(p), 'owner')).to.equal('A');
+      } finally {
+        await keeper.stop();
+      }
     });
 
     it('records heartbeats and drops silent members', async () => {
