@@ -14,11 +14,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { ConnectionOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../lib/config.js';
 import { Keys } from '../lib/keys.js';
 import { readLeases } from '../lib/lease-keeper.js';
 import { startLocalRedis, type LocalRedis } from '../lib/local-redis.js';
+import { queueShardTags } from '../lib/shards.js';
+import { jobCounts, openShards } from '../lib/ticket-queue.js';
 import { connect, detectTarget, masters } from '../lib/redis.js';
 import { cpuMs } from './proc.js';
 
@@ -37,16 +40,30 @@ const redis = connect(target);
 const nodes = (await masters(redis, target)).map((m) => new Redis({ host: m.host, port: m.port }));
 const out = mkdtempSync(join(tmpdir(), 'tg-scale-'));
 
-/** Commands processed and CPU seconds used by each master so far. */
-async function masterCounters(): Promise<{ commands: number; cpu: number }[]> {
+/** Commands processed, CPU seconds used and calls by command (scripts' own calls included) of each master so far. */
+async function masterCounters(): Promise<{ commands: number; cpu: number; calls: Map<string, number> }[]> {
   return Promise.all(
     nodes.map(async (n) => {
       const stats = await n.info('stats');
       const cpu = await n.info('cpu');
       const num = (text: string, name: string) => Number(new RegExp(`${name}:([0-9.]+)`).exec(text)![1]);
-      return { commands: num(stats, 'total_commands_processed'), cpu: num(cpu, 'used_cpu_sys') + num(cpu, 'used_cpu_user') };
+      const calls = new Map([...(await n.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map((m) => [m[1]!, Number(m[2])]));
+      return { commands: num(stats, 'total_commands_processed'), cpu: num(cpu, 'used_cpu_sys') + num(cpu, 'used_cpu_user'), calls };
     }),
   );
+}
+
+/** The commands called most often between two readings, per write, summed over the masters. */
+function topCalls(before: Awaited<ReturnType<typeof masterCounters>>, after: Awaited<ReturnType<typeof masterCounters>>): string {
+  const sum = new Map<string, number>();
+  after.forEach((m, i) => {
+    for (const [name, n] of m.calls) sum.set(name, (sum.get(name) ?? 0) + n - (before[i]!.calls.get(name) ?? 0));
+  });
+  return [...sum]
+    .sort((x, y) => y[1] - x[1])
+    .slice(0, Number(process.env.TOP ?? 10))
+    .map(([name, n]) => `${name} ${(n / writes).toFixed(2)}`)
+    .join(', ');
 }
 
 const ratio = (values: number[]) => Math.max(...values) / (values.reduce((x, y) => x + y, 0) / values.length);
@@ -55,6 +72,7 @@ try {
   for (const count of counts) {
     const prefix = `sb${count}${Date.now().toString(36)}`;
     const keys = new Keys(prefix);
+    const queues = openShards(redis as unknown as ConnectionOptions, keys, queueShardTags(loadConfig({}, []).queueShards));
     const workers: ChildProcess[] = Array.from({ length: count }, () =>
       spawn(process.execPath, [here('../workers/start.js')], {
         env: { ...process.env, TG_REDIS_URL: url, TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*`, TG_LOG_LEVEL: 'warn' },
@@ -76,7 +94,8 @@ try {
       if (code !== 0) throw new Error(`the load writer exited with ${String(code)}`);
       const drained = Date.now() + 120000;
       for (;;) {
-        const backlog = (await Promise.all(Array.from({ length: 271 }, (_, p) => redis.xlen(keys.dirty(p))))).reduce((x, y) => x + y, 0);
+        const jobs = Object.values(await jobCounts(queues, 'wait', 'active', 'delayed', 'prioritized'));
+        const backlog = (await Promise.all(Array.from({ length: 271 }, (_, p) => redis.xlen(keys.dirty(p))))).reduce((x, y) => x + y, 0) + jobs.reduce((x, y) => x + y, 0);
         if (backlog === 0) break;
         if (Date.now() > drained) throw new Error(`backlog ${backlog} not drained within 120 s`);
         await new Promise((r) => setTimeout(r, 200));
@@ -87,9 +106,10 @@ try {
       const masterCpu = m1.map((m, i) => m.cpu - m0[i]!.cpu);
       process.stdout.write(
         `${count} worker(s): ${((cpu * 1000) / writes).toFixed(0)} µs worker CPU per write; busiest master / mean: ${ratio(commands).toFixed(2)} in commands, ${ratio(masterCpu).toFixed(2)} in CPU ` +
-          `(commands per master ${commands.join(', ')})\n`,
+          `(commands per master ${commands.join(', ')})\n  calls per write: ${topCalls(m0, m1)}\n`,
       );
     } finally {
+      await Promise.all(queues.map((q) => q.close()));
       workers.forEach((w) => w.kill('SIGTERM'));
       await Promise.all(workers.map((w) => new Promise((r) => (w.exitCode !== null ? r(null) : w.once('exit', r)))));
     }
