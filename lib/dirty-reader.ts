@@ -19,13 +19,12 @@ export interface DirtyReaderOptions {
   queue: TicketQueue;
   consumer: string;
   batchSize: number;
+  /** Shortest time between the starts of two reading rounds (TG_READ_INTERVAL_MS). */
+  roundIntervalMs: number;
   logger: Logger;
 }
 
 type RawEntry = [Buffer, Buffer[]];
-
-/** Shortest time between the starts of two reading rounds. */
-const ROUND_INTERVAL_MS = 15;
 
 /** Sweeps between two claims of entries left pending by any consumer. */
 const CLAIM_EVERY_SWEEPS = 6;
@@ -114,10 +113,10 @@ export class DirtyReader {
   private async loop(): Promise<void> {
     let failures = 0;
     while (this.dirty.size > 0) {
-      // Rounds start at most every ROUND_INTERVAL_MS: under a light load a round would carry a key
+      // Rounds start at most every roundIntervalMs: under a light load a round would carry a key
       // or two, and a ticket job's fixed cost would be paid per key; under a heavy one rounds take
       // longer than that anyway.
-      const wait = this.lastRound + ROUND_INTERVAL_MS - Date.now();
+      const wait = this.lastRound + this.opts.roundIntervalMs - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       this.lastRound = Date.now();
       try {

@@ -203,7 +203,7 @@ export class GeneratorWorker {
       shards: config.queueShards,
       watch: config.watch,
     });
-    this.reader = new DirtyReader({ client: this.client, scripts, keys, queue: this.queue, consumer: this.id, batchSize: config.batchSize, logger });
+    this.reader = new DirtyReader({ client: this.client, scripts, keys, queue: this.queue, consumer: this.id, batchSize: config.batchSize, roundIntervalMs: config.readIntervalMs, logger });
     this.writer = new DirtyWriter({ client: this.client, keys, flushIntervalMs: config.flushIntervalMs, logger, onAppended: (p) => this.reader.poke(p) });
     this.leases = new LeaseKeeper({
       scripts,
