@@ -3,6 +3,7 @@
  * `--flags` (a flag wins over its variable), validated once at start with every problem
  * reported together, each naming its setting. Nothing else in lib/ reads process.env.
  */
+import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 
 export interface RedisEndpoint {
@@ -16,6 +17,8 @@ export interface RedisSettings {
   username?: string;
   password?: string;
   tls: boolean;
+  /** PEM contents for TLS (TG_TLS_CA, TG_TLS_CERT, TG_TLS_KEY) and the name the servers' certificates carry. */
+  tlsFiles?: { ca?: Buffer; cert?: Buffer; key?: Buffer; servername?: string };
   /** Database index (standalone only; a cluster has only 0). */
   db: number;
   /** The URL as given, without its password, for messages. */
@@ -38,6 +41,7 @@ export interface Config {
   /** Address the HTTP server listens on: loopback unless opened on purpose. */
   httpHost: string;
   configureNotifications: boolean;
+  checkNotifications: boolean;
   /** Module that replaces or extends the sink, resolved from the working directory. */
   handler: string | null;
   /** Most dirty keys one ticket job carries. */
@@ -64,6 +68,11 @@ export interface Config {
   sinkShards: number;
   /** Ticket queue shards (lib/shards.ts); all workers of a prefix must agree. */
   queueShards: number;
+  /** TLS: CA, client certificate and key (PEM file contents), and the server name to verify; null when unset. */
+  tlsCa: Buffer | null;
+  tlsCert: Buffer | null;
+  tlsKey: Buffer | null;
+  tlsServername: string | null;
   /** Attempts of a ticket job before it fails for good. */
   jobAttempts: number;
   /** Pause between two attempts of a ticket job. */
@@ -85,6 +94,18 @@ interface Setting<K extends keyof Config> {
 }
 
 class Invalid extends Error {}
+
+/** A PEM file, read at start so a bad path is a configuration error, not a failed connection. */
+function pemFile(raw: string): Buffer {
+  let pem: Buffer;
+  try {
+    pem = readFileSync(raw);
+  } catch (err) {
+    throw new Invalid(`cannot read '${raw}': ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  if (!pem.includes('-----BEGIN ')) throw new Invalid(`'${raw}' is not a PEM file (no -----BEGIN line)`);
+  return pem;
+}
 
 function integer(min: number, max = Number.MAX_SAFE_INTEGER): Parser<number> {
   return (raw) => {
@@ -165,6 +186,7 @@ const SETTINGS: Setting<keyof Config>[] = [
     if (raw.trim() === '' || /\s/.test(raw)) throw new Invalid(`'${raw}' is not an address`);
     return raw;
   } }),
+  s({ key: 'checkNotifications', env: 'TG_CHECK_NOTIFICATIONS', flag: '--check-notifications', help: 'read notify-keyspace-events on every master at start (CONFIG GET); 0 skips it for a user denied CONFIG GET', fallback: true, parse: bool }),
   s({ key: 'configureNotifications', env: 'TG_CONFIGURE_NOTIFICATIONS', flag: '--configure-notifications', help: 'let the worker enable notify-keyspace-events', fallback: false, parse: bool, boolean: true }),
   s({ key: 'handler', env: 'TG_HANDLER', flag: '--handler', help: 'module that replaces or extends the ticket sink', fallback: null, parse: (raw) => {
     if (raw.trim() === '') throw new Invalid('must name a module');
@@ -182,6 +204,10 @@ const SETTINGS: Setting<keyof Config>[] = [
   s({ key: 'sinkShards', env: 'TG_SINK_SHARDS', flag: '--sink-shards', help: 'streams of the default sink, each in its own slot; 1 keeps the single stream <prefix>:tickets (all workers of a prefix must agree)', fallback: 3, parse: integer(1, 256) }),
   s({ key: 'queueShards', env: 'TG_QUEUE_SHARDS', flag: '--queue-shards', help: 'ticket queue shards, each in its own slot (all workers of a prefix must agree)', fallback: 3, parse: integer(1, 256) }),
   s({ key: 'jobAttempts', env: 'TG_JOB_ATTEMPTS', flag: '--job-attempts', help: 'attempts of a ticket job before it fails for good', fallback: 100, parse: integer(1, 1_000_000) }),
+  s({ key: 'tlsCa', env: 'TG_TLS_CA', flag: '--tls-ca', help: 'PEM file of the CA that signed the Redis servers\' certificates (rediss://)', fallback: null, parse: pemFile }),
+  s({ key: 'tlsCert', env: 'TG_TLS_CERT', flag: '--tls-cert', help: 'PEM file of the client certificate, for servers that ask for one (mutual TLS; with TG_TLS_KEY)', fallback: null, parse: pemFile }),
+  s({ key: 'tlsKey', env: 'TG_TLS_KEY', flag: '--tls-key', help: 'PEM file of the client certificate\'s private key (with TG_TLS_CERT)', fallback: null, parse: pemFile }),
+  s({ key: 'tlsServername', env: 'TG_TLS_SERVERNAME', flag: '--tls-servername', help: 'name the servers\' certificates are checked against, when not their address', fallback: null, parse: (raw) => raw }),
   s({ key: 'jobBackoffMs', env: 'TG_JOB_BACKOFF_MS', flag: '--job-backoff-ms', help: 'pause between two attempts of a ticket job', fallback: 1000, parse: integer(0) }),
   s({ key: 'shutdownTimeoutMs', env: 'TG_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', help: 'deadline of a graceful stop', fallback: 30000, parse: integer(100) }),
 ];
@@ -251,6 +277,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Con
       problems.push(`${nameOf('renewIntervalMs')}: ${c.renewIntervalMs} ms leaves no time for a retry within ${nameOf('leaseTtlMs')} (${c.leaseTtlMs} ms); use at most half the TTL`);
     }
     if (c.redis.seeds.length > 1 && c.redis.db !== 0) problems.push(`${nameOf('redis')}: a cluster has only database 0`);
+    const tlsGiven = (['tlsCa', 'tlsCert', 'tlsKey', 'tlsServername'] as const).filter((k) => c[k] !== null);
+    if (tlsGiven.length > 0 && !c.redis.tls) problems.push(`${tlsGiven.map(nameOf).join(', ')}: set, but ${nameOf('redis')} is not rediss:// (TLS)`);
+    if ((c.tlsCert === null) !== (c.tlsKey === null)) problems.push(`${nameOf(c.tlsCert === null ? 'tlsCert' : 'tlsKey')}: needed with ${nameOf(c.tlsCert === null ? 'tlsKey' : 'tlsCert')} (mutual TLS takes both)`);
+    if (c.redis.tls) c.redis = { ...c.redis, tlsFiles: { ca: c.tlsCa ?? undefined, cert: c.tlsCert ?? undefined, key: c.tlsKey ?? undefined, servername: c.tlsServername ?? undefined } };
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return c;

@@ -3,6 +3,7 @@
  * a script signals a refusal with a negative integer, TypeScript turns it into a value
  * or an error with a name a caller can match on.
  */
+import { REQUIRED_CLASSES } from './notifications.js';
 
 export enum LeaseCode {
   /** Another worker holds the lease. */
@@ -38,11 +39,35 @@ export class NotificationsDisabledError extends Error {
   }
 }
 
+const UNTRUSTED_CA = 'set TG_TLS_CA to the PEM file of the CA that signed the servers\' certificates';
+
+/** What to set when a TLS handshake failed for a reason the configuration can fix (Node's error codes). */
+const TLS_HINTS: Record<string, string> = {
+  SELF_SIGNED_CERT_IN_CHAIN: UNTRUSTED_CA,
+  DEPTH_ZERO_SELF_SIGNED_CERT: UNTRUSTED_CA,
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: UNTRUSTED_CA,
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: UNTRUSTED_CA,
+  ERR_TLS_CERT_ALTNAME_INVALID: 'the certificate does not name the address connected to; set TG_TLS_SERVERNAME to a name it carries',
+};
+
+/** The Redis user may not read notify-keyspace-events (CONFIG GET denied by an ACL). */
+export class NotificationsUncheckedError extends Error {
+  override readonly name = 'NotificationsUncheckedError';
+  constructor(readonly node: string, denial: string) {
+    super(
+      `cannot check notify-keyspace-events on ${node}: CONFIG GET was refused (${denial}). Either grant the ` +
+        `worker's user +config|get (the README's ACL line does), or make sure every master has at least ` +
+        `'K${REQUIRED_CLASSES}' and set TG_CHECK_NOTIFICATIONS=0 to skip the check.`,
+    );
+  }
+}
+
 /** The project's Redis cannot be reached at start. */
 export class RedisUnavailableError extends Error {
   override readonly name = 'RedisUnavailableError';
   constructor(readonly url: string, cause: unknown) {
-    super(`cannot reach Redis at ${url} (TG_REDIS_URL): ${cause instanceof Error ? cause.message : String(cause)}`);
+    const hint = TLS_HINTS[(cause as NodeJS.ErrnoException | undefined)?.code ?? ''];
+    super(`cannot reach Redis at ${url} (TG_REDIS_URL): ${cause instanceof Error ? cause.message : String(cause)}${hint ? ` (${hint})` : ''}`);
   }
 }
 

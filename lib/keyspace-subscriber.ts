@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
-import { NotificationsDisabledError } from './errors.js';
+import { NotificationsDisabledError, NotificationsUncheckedError } from './errors.js';
 import type { Logger } from './logger.js';
 import { missingFlags, withRequiredFlags } from './notifications.js';
 import { connectNode, endpointName, masters, type MasterNode, type RedisClient, type RedisTarget } from './redis.js';
@@ -20,6 +20,8 @@ export interface SubscriberOptions {
   client: RedisClient;
   watch: string;
   configureNotifications: boolean;
+  /** Read notify-keyspace-events on every master before listening (TG_CHECK_NOTIFICATIONS). */
+  checkNotifications: boolean;
   logger: Logger;
   onEvent: KeyspaceHandler;
   /** How often the topology is read again. */
@@ -271,7 +273,7 @@ export class KeyspaceSubscriber extends EventEmitter {
             first = false;
           })
           .catch((err: unknown) => {
-            if (first && initial && err instanceof NotificationsDisabledError) {
+            if (first && initial && (err instanceof NotificationsDisabledError || err instanceof NotificationsUncheckedError)) {
               first = false;
               reject(err);
               return;
@@ -286,13 +288,7 @@ export class KeyspaceSubscriber extends EventEmitter {
   }
 
   private async subscribe(sub: NodeSubscription): Promise<void> {
-    const [, flags] = (await sub.conn.config('GET', 'notify-keyspace-events')) as [string, string];
-    const missing = missingFlags(flags);
-    if (missing !== '') {
-      if (!this.opts.configureNotifications) throw new NotificationsDisabledError(sub.name, flags, missing);
-      await sub.conn.config('SET', 'notify-keyspace-events', withRequiredFlags(flags));
-      this.opts.logger.info('enabled keyspace notifications', { node: sub.name, was: flags });
-    }
+    if (this.opts.checkNotifications) await this.checkNotifications(sub);
     const sentAt = Date.now();
     await sub.conn.psubscribe(this.pattern);
     sub.confirmed = true;
@@ -302,5 +298,20 @@ export class KeyspaceSubscriber extends EventEmitter {
     sub.downSince = null;
     this.opts.logger.info('keyspace subscription confirmed', { node: sub.name, pattern: this.pattern });
     this.emit('confirmed', sub.name, gapSince);
+  }
+
+  private async checkNotifications(sub: NodeSubscription): Promise<void> {
+    let flags: string;
+    try {
+      [, flags] = (await sub.conn.config('GET', 'notify-keyspace-events')) as [string, string];
+    } catch (err) {
+      if (String(err).includes('NOPERM')) throw new NotificationsUncheckedError(sub.name, String(err));
+      throw err;
+    }
+    const missing = missingFlags(flags);
+    if (missing === '') return;
+    if (!this.opts.configureNotifications) throw new NotificationsDisabledError(sub.name, flags, missing);
+    await sub.conn.config('SET', 'notify-keyspace-events', withRequiredFlags(flags));
+    this.opts.logger.info('enabled keyspace notifications', { node: sub.name, was: flags });
   }
 }

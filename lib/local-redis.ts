@@ -9,6 +9,7 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } fro
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import { Redis } from 'ioredis';
 import { REQUIRED_CLASSES } from './notifications.js';
 import { SLOT_COUNT } from './slots.js';
@@ -27,6 +28,8 @@ export interface LocalRedisOptions {
   dir?: string;
   redisServer?: string;
   redisCli?: string;
+  /** TLS only (no plain port), clients must show a certificate the CA signed; cluster bus and replication over TLS too. PEM file paths. */
+  tls?: { ca: string; cert: string; key: string };
 }
 
 export interface LocalRedisNode {
@@ -110,8 +113,8 @@ async function until(what: string, deadlineMs: number, check: () => Promise<bool
   throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}`);
 }
 
-async function withClient<T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> {
-  const r = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+async function withClient<T>(port: number, fn: (r: Redis) => Promise<T>, tls?: TlsOptions): Promise<T> {
+  const r = new Redis({ host: '127.0.0.1', port, tls, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
   r.on('error', () => undefined);
   try {
     await r.connect();
@@ -131,6 +134,7 @@ class Node implements LocalRedisNode {
     private readonly args: string[],
     private readonly redisServer: string,
     private readonly cluster: boolean,
+    private readonly tls: TlsOptions | undefined,
   ) {}
 
   get pid(): number | undefined {
@@ -153,10 +157,10 @@ class Node implements LocalRedisNode {
     try {
       await until(`redis-server on 127.0.0.1:${this.port}`, 15000, async () => {
         if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}: ${readFileSync(logFile, 'utf8').split('\n').slice(-5).join(' | ')}`);
-        return (await withClient(this.port, (r) => r.ping())) === 'PONG';
+        return (await withClient(this.port, (r) => r.ping(), this.tls)) === 'PONG';
       });
       if (this.cluster && this.clusterCreated) {
-        await until(`cluster_state:ok on 127.0.0.1:${this.port}`, 20000, () => withClient(this.port, async (r) => /cluster_state:ok/.test(await r.cluster('INFO'))));
+        await until(`cluster_state:ok on 127.0.0.1:${this.port}`, 20000, () => withClient(this.port, async (r) => /cluster_state:ok/.test(await r.cluster('INFO')), this.tls));
       }
     } catch (err) {
       child.kill('SIGKILL');
@@ -168,7 +172,7 @@ class Node implements LocalRedisNode {
   clusterCreated = false;
 
   async role(): Promise<'master' | 'replica'> {
-    const [role] = (await withClient(this.port, (r) => r.role())) as [string, ...unknown[]];
+    const [role] = (await withClient(this.port, (r) => r.role(), this.tls)) as [string, ...unknown[]];
     return role === 'master' ? 'master' : 'replica';
   }
 
@@ -196,18 +200,22 @@ export async function startLocalRedis(opts: LocalRedisOptions): Promise<LocalRed
   const ownDir = opts.dir === undefined;
   const base = opts.dir ?? mkdtempSync(join(tmpdir(), 'tg-redis-'));
   const notifications = opts.notifications ?? `K${REQUIRED_CLASSES}`;
+  const tls = opts.tls && { ca: readFileSync(opts.tls.ca), cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) };
+  const tlsArgs = opts.tls ? ['--tls-cert-file', opts.tls.cert, '--tls-key-file', opts.tls.key, '--tls-ca-cert-file', opts.tls.ca, '--tls-auth-clients', 'yes'] : [];
 
   const nodes: Node[] = [];
   for (let i = 0; i < count * (1 + replicas); i++) {
     const port = await freePort(cluster);
     const dir = join(base, String(port));
     mkdirSync(dir, { recursive: true });
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--daemonize', 'no', '--save', '', '--dir', dir, '--notify-keyspace-events', notifications];
+    const ports = opts.tls ? ['--port', '0', '--tls-port', String(port), ...tlsArgs] : ['--port', String(port)];
+    const args = [...ports, '--bind', '127.0.0.1', '--daemonize', 'no', '--save', '', '--dir', dir, '--notify-keyspace-events', notifications];
     args.push('--appendonly', opts.appendonly ? 'yes' : 'no');
     if (cluster) args.push('--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000');
     // The default 5 s wait for more replicas before a diskless sync would hold up every start.
     if (cluster) args.push('--repl-diskless-sync-delay', '0');
-    nodes.push(new Node(port, dir, args, redisServer, cluster));
+    if (cluster && opts.tls) args.push('--tls-cluster', 'yes', '--tls-replication', 'yes');
+    nodes.push(new Node(port, dir, args, redisServer, cluster, tls));
   }
 
   const stop = async (): Promise<void> => {
@@ -219,7 +227,8 @@ export async function startLocalRedis(opts: LocalRedisOptions): Promise<LocalRed
   try {
     await Promise.all(nodes.map((n) => n.start()));
     if (cluster) {
-      const create = spawnSync(redisCli, ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes'], { encoding: 'utf8' });
+      const cliTls = opts.tls ? ['--tls', '--cacert', opts.tls.ca, '--cert', opts.tls.cert, '--key', opts.tls.key] : [];
+      const create = spawnSync(redisCli, [...cliTls, '--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes'], { encoding: 'utf8' });
       if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
       for (const n of nodes) n.clusterCreated = true;
       // redis-cli picks the masters itself; order by what the servers say, keeping the given order.
@@ -237,13 +246,13 @@ export async function startLocalRedis(opts: LocalRedisOptions): Promise<LocalRed
               // A replica not yet known as one everywhere would not win a failover election.
               const known = String(await r.cluster('NODES')).trim().split('\n');
               return known.length === nodes.length && known.filter((line) => /\bmaster\b/.test(line.split(' ')[2] ?? '')).length === count;
-            }),
+            }, tls),
           ),
         );
         return views.every(Boolean);
       });
       await until('every replica to report master_link_status:up', 30000, async () => {
-        const links = await Promise.all(nodes.slice(count).map((n) => withClient(n.port, async (r) => /master_link_status:up/.test(await r.info('replication')))));
+        const links = await Promise.all(nodes.slice(count).map((n) => withClient(n.port, async (r) => /master_link_status:up/.test(await r.info('replication')), tls)));
         return links.every(Boolean);
       });
     }
@@ -254,7 +263,7 @@ export async function startLocalRedis(opts: LocalRedisOptions): Promise<LocalRed
 
   return {
     mode: opts.mode,
-    url: nodes.slice(0, count).map((n) => `redis://127.0.0.1:${n.port}`).join(','),
+    url: nodes.slice(0, count).map((n) => `${opts.tls ? 'rediss' : 'redis'}://127.0.0.1:${n.port}`).join(','),
     nodes,
     stop,
     async masterOf(slot: number): Promise<LocalRedisNode> {
@@ -262,7 +271,7 @@ export async function startLocalRedis(opts: LocalRedisOptions): Promise<LocalRed
       let lastError: unknown = new Error('no node of the cluster is running');
       for (const asked of nodes.filter((n) => n.running)) {
         try {
-          const ranges = await withClient(asked.port, (r) => r.cluster('SLOTS'));
+          const ranges = await withClient(asked.port, (r) => r.cluster('SLOTS'), tls);
           const port = ranges.find(([first, last]) => first <= slot && slot <= last)?.[2]?.[1];
           const served = nodes.find((n) => n.port === port);
           if (served) return served;

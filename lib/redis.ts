@@ -27,7 +27,7 @@ export function nodeOptions(settings: RedisSettings, extra: RedisOptions = {}): 
   return {
     username: settings.username,
     password: settings.password,
-    tls: settings.tls ? {} : undefined,
+    tls: settings.tls ? { ...settings.tlsFiles } : undefined,
     retryStrategy: backoff,
     ...extra,
   };
@@ -38,13 +38,15 @@ export async function detectTarget(settings: RedisSettings): Promise<RedisTarget
   let lastError: unknown;
   for (const seed of settings.seeds) {
     const probe = new Redis({ ...nodeOptions(settings), host: seed.host, port: seed.port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 5000 });
-    probe.on('error', () => undefined);
+    // A failed TLS handshake only reaches the 'error' event; connect() then says "Connection is closed".
+    let socketError: unknown;
+    probe.on('error', (err: unknown) => (socketError ??= err));
     try {
       await probe.connect();
       const info = await probe.info('cluster');
       return { settings, cluster: /cluster_enabled:1/.test(info) };
     } catch (err) {
-      lastError = err;
+      lastError = socketError ?? err;
     } finally {
       probe.disconnect();
     }
@@ -97,6 +99,31 @@ const NOT_AUTO_PIPELINED = ['xreadgroup', 'xread', 'xgroup', 'xinfo', 'xpending'
 /** The master that serves a slot as the client last learned it ('' standalone or when unknown). */
 export function nodeOfSlot(client: RedisClient, slot: number): string {
   return client instanceof Cluster ? (client.slots[slot]?.[0] ?? '') : '';
+}
+
+/**
+ * Registers a script that only reads (flagged `no-writes`) so that it runs as EVALSHA_RO, and as
+ * EVAL_RO after a NOSCRIPT: Redis checks the declared keys of EVAL and EVALSHA for write access,
+ * so a least-privilege user with read-only access to the watched keys may call only the _RO forms.
+ * ioredis 5's defineCommand has no such option (its `readOnly` only steers reads to replicas), so
+ * the script's command class gets the _RO names; the rest (EVALSHA first, EVAL after NOSCRIPT,
+ * auto-pipelining, cluster routing by the declared keys) stays ioredis's own.
+ */
+export function defineReadOnlyCommand(client: RedisClient, name: string, definition: { lua: string; numberOfKeys?: number }): void {
+  client.defineCommand(name, definition);
+  const script = (client as unknown as { scriptsSet: Record<string, { Command: new (...args: never[]) => object }> }).scriptsSet[name]!;
+  const readOnly = class extends script.Command {};
+  const names: Record<string, string> = { eval: 'eval_ro', evalsha: 'evalsha_ro' };
+  // ioredis assigns `name` in the constructor and again when it swaps EVALSHA and EVAL.
+  Object.defineProperty(readOnly.prototype, 'name', {
+    get(this: { roName: string }) {
+      return this.roName;
+    },
+    set(this: { roName: string }, value: string) {
+      this.roName = names[value] ?? value;
+    },
+  });
+  script.Command = readOnly;
 }
 
 /** A command connection to the whole deployment (cluster-aware where needed). */

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
-import { EXACT_KEY_READ, wireArg, type RedisClient } from './redis.js';
+import { defineReadOnlyCommand, EXACT_KEY_READ, wireArg, type RedisClient } from './redis.js';
 import type { Keys } from './keys.js';
 import { LeaseCode } from './errors.js';
 
@@ -108,6 +108,12 @@ class IndexPositions {
   }
 }
 
+/** Scripts flagged `no-writes` run as EVALSHA_RO, which a user with read-only access to the keys may call. */
+function defineScript(client: RedisClient, command: string, source: { lua: string; numberOfKeys?: number }): void {
+  if (source.lua.startsWith('#!lua flags=no-writes')) defineReadOnlyCommand(client, command, source);
+  else client.defineCommand(command, source);
+}
+
 export class Scripts {
   private readonly call: Record<ScriptName, Call>;
   private readonly callBuffer: Record<ScriptName, Call>;
@@ -123,7 +129,7 @@ export class Scripts {
     const callBuffer = {} as Record<ScriptName, Call>;
     for (const name of Object.keys(src) as ScriptName[]) {
       const command = `tg_${name}`;
-      if (!(command in client)) client.defineCommand(command, src[name]);
+      if (!(command in client)) defineScript(client, command, src[name]);
       const target = client as unknown as Record<string, Call>;
       call[name] = target[command]!.bind(client);
       callBuffer[name] = target[`${command}Buffer`]!.bind(client);
@@ -131,7 +137,7 @@ export class Scripts {
     this.call = call;
     this.callBuffer = callBuffer;
     const target = client as unknown as Record<string, Call>;
-    if (!(EXACT_KEY_READ in client)) client.defineCommand(EXACT_KEY_READ, src.readValue);
+    if (!(EXACT_KEY_READ in client)) defineScript(client, EXACT_KEY_READ, src.readValue);
     this.readExact = target[`${EXACT_KEY_READ}Buffer`]!.bind(client);
   }
 

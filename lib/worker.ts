@@ -242,6 +242,7 @@ export class GeneratorWorker {
       client: this.client,
       watch: config.watch,
       configureNotifications: config.configureNotifications,
+      checkNotifications: config.checkNotifications,
       logger,
       onEvent: (key, event) => this.onEvent(key, event),
     });

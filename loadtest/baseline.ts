@@ -24,7 +24,7 @@ if (!a.url || !a.prefix || !a.watch) throw new Error('--url, --prefix and --watc
 
 const logger = createLogger('warn', 'baseline');
 const keys = new Keys(a.prefix);
-const target = await detectTarget(loadConfig({ TG_REDIS_URL: a.url }, []).redis);
+const target = await detectTarget(loadConfig({ ...process.env, TG_REDIS_URL: a.url }, []).redis);
 const client = connect(target);
 const bull = connect(target, { maxRetriesPerRequest: null, autoPipelining: false });
 const connection = bull as unknown as ConnectionOptions;
@@ -52,6 +52,7 @@ const subscriber = new KeyspaceSubscriber({
   client,
   watch: a.watch,
   configureNotifications: false,
+  checkNotifications: true,
   logger,
   onEvent: (key, event) => {
     void queue.add('t', { k: key.toString('base64'), e: event.toString(), t: Date.now() }, { removeOnComplete: true, removeOnFail: false });

@@ -370,7 +370,7 @@ async function verifyOnly(file: string): Promise<never> {
     process.exit(2);
   }
   const result = JSON.parse(readFileSync(file, 'utf8')) as WriterResult;
-  const redis = connect(await detectTarget(loadConfig({ TG_REDIS_URL: url }, []).redis));
+  const redis = connect(await detectTarget(loadConfig({ ...process.env, TG_REDIS_URL: url }, []).redis));
   const monitor = new SinkMonitor(redis, new Keys(result.prefix), partitions, queueTags);
   await monitor.poll();
   const lost = monitor.lost(result.keys);
@@ -396,7 +396,7 @@ try {
   const keys = new Keys(prefix);
   const reports = a.out!;
   mkdirSync(reports, { recursive: true });
-  redis = connect(await detectTarget(loadConfig({ TG_REDIS_URL: url }, []).redis));
+  redis = connect(await detectTarget(loadConfig({ ...process.env, TG_REDIS_URL: url }, []).redis));
   redis.on('error', () => undefined);
   log(`redis ${url}  prefix ${prefix}  ${a.external ? 'workers started by hand' : `workers ${workerCount}  chaos ${chaos}`}`);
 
@@ -453,7 +453,7 @@ try {
   const floodKeys = Array.from({ length: keyCount }, (_, i) => `${prefix}-k:${i}`);
   const floodLoad = async (): Promise<WriterResult> => {
     const startedAt = Date.now();
-    const nodes = await masters(redis!, await detectTarget(loadConfig({ TG_REDIS_URL: url }, []).redis));
+    const nodes = await masters(redis!, await detectTarget(loadConfig({ ...process.env, TG_REDIS_URL: url }, []).redis));
     const { commands, ms } = await flood(nodes, floodKeys, Math.max(1, Math.ceil((writes ?? rate * (durationMs / 1000)) / keyCount)));
     log(`flood: ${commands} commands from redis-cli --pipe in ${ms} ms (${Math.round(commands / (ms / 1000))}/s)`);
     return { prefix, writes: commands, startedAt, endedAt: Date.now(), keys: {} };

@@ -46,7 +46,7 @@ function keyName(i: number): string {
   return i % 10 === 0 ? `${prefix}-k:{grp${i % 70}}:${i}` : `${prefix}-k:${i}`;
 }
 
-const target = await detectTarget(loadConfig({ TG_REDIS_URL: a.url }, []).redis);
+const target = await detectTarget(loadConfig({ ...process.env, TG_REDIS_URL: a.url }, []).redis);
 // Without auto-pipelining every command reaches its node in the order it was issued, so the
 // final state recorded here is the one Redis holds (a MULTI would otherwise overtake a queued SET).
 const redis = connect(target, { autoPipelining: false });

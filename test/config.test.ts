@@ -1,4 +1,7 @@
 import { expect } from 'chai';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadConfig, parseRedisUrl } from '../lib/config.js';
 import { ConfigError } from '../lib/errors.js';
 
@@ -30,6 +33,24 @@ describe('config', () => {
     expect(c.prefix).to.equal('flag');
     expect(c.leaseTtlMs).to.equal(900);
     expect(c.renewIntervalMs).to.equal(300);
+  });
+
+  it('reads the TLS files at start, and names what does not fit: a missing file, TLS settings without rediss://, a certificate without its key', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tg-pem-'));
+    try {
+      const pem = join(dir, 'ca.pem');
+      writeFileSync(pem, '-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n');
+      writeFileSync(join(dir, 'not.pem'), 'hello');
+      const c = loadConfig({ TG_REDIS_URL: 'rediss://127.0.0.1:6380', TG_TLS_CA: pem, TG_TLS_SERVERNAME: 'redis.internal' }, []);
+      expect(c.redis.tlsFiles?.ca?.toString()).to.contain('BEGIN CERTIFICATE');
+      expect(c.redis.tlsFiles?.servername).to.equal('redis.internal');
+      expect(problems({ TG_REDIS_URL: 'rediss://h:1', TG_TLS_CA: join(dir, 'missing.pem') })[0]).to.match(/^TG_TLS_CA: cannot read .*ENOENT/);
+      expect(problems({ TG_REDIS_URL: 'rediss://h:1', TG_TLS_CA: join(dir, 'not.pem') })[0]).to.match(/^TG_TLS_CA: .* not a PEM file/);
+      expect(problems({ TG_REDIS_URL: 'redis://h:1', TG_TLS_CA: pem })[0]).to.equal('TG_TLS_CA: set, but TG_REDIS_URL is not rediss:// (TLS)');
+      expect(problems({ TG_REDIS_URL: 'rediss://h:1' }, ['--tls-cert', pem])[0]).to.equal('TG_TLS_KEY: needed with --tls-cert (mutual TLS takes both)');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('takes a boolean flag without a value', () => {
