@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
+import type { EvictionAnswer } from './eviction.js';
 
 export interface RedisEndpoint {
   host: string;
@@ -42,6 +43,7 @@ export interface Config {
   httpHost: string;
   configureNotifications: boolean;
   checkNotifications: boolean;
+  evictionPolicy: EvictionAnswer;
   /** Module that replaces or extends the sink, resolved from the working directory. */
   handler: string | null;
   /** Most dirty keys one ticket job carries. */
@@ -187,6 +189,10 @@ const SETTINGS: Setting<keyof Config>[] = [
     return raw;
   } }),
   s({ key: 'checkNotifications', env: 'TG_CHECK_NOTIFICATIONS', flag: '--check-notifications', help: 'read notify-keyspace-events on every master at start (CONFIG GET); 0 skips it for a user denied CONFIG GET', fallback: true, parse: bool }),
+  s({ key: 'evictionPolicy', env: 'TG_EVICTION_POLICY', flag: '--eviction-policy', help: 'a master whose maxmemory-policy could evict the system\'s keys: warn (log and go on) or refuse (stop)', fallback: 'warn', parse: (raw) => {
+    if (raw !== 'warn' && raw !== 'refuse') throw new Invalid(`'${raw}' is neither warn nor refuse`);
+    return raw;
+  } }),
   s({ key: 'configureNotifications', env: 'TG_CONFIGURE_NOTIFICATIONS', flag: '--configure-notifications', help: 'let the worker enable notify-keyspace-events', fallback: false, parse: bool, boolean: true }),
   s({ key: 'handler', env: 'TG_HANDLER', flag: '--handler', help: 'module that replaces or extends the ticket sink', fallback: null, parse: (raw) => {
     if (raw.trim() === '') throw new Invalid('must name a module');

@@ -50,6 +50,18 @@ const TLS_HINTS: Record<string, string> = {
   ERR_TLS_CERT_ALTNAME_INVALID: 'the certificate does not name the address connected to; set TG_TLS_SERVERNAME to a name it carries',
 };
 
+/** A master's maxmemory-policy could evict the system's keys, and TG_EVICTION_POLICY=refuse. */
+export class EvictionPolicyError extends Error {
+  override readonly name = 'EvictionPolicyError';
+  constructor(readonly node: string, policy: string, risk: string) {
+    super(
+      `maxmemory-policy on ${node} is '${policy}', which could evict ${risk}. Set it to noeviction ` +
+        `(redis-cli -h <host> -p <port> CONFIG SET maxmemory-policy noeviction), or set ` +
+        `TG_EVICTION_POLICY=warn to start anyway.`,
+    );
+  }
+}
+
 /** The Redis user may not read notify-keyspace-events (CONFIG GET denied by an ACL). */
 export class NotificationsUncheckedError extends Error {
   override readonly name = 'NotificationsUncheckedError';

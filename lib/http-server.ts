@@ -5,17 +5,16 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { lookupKey } from './cluster-info.js';
 import type { Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
-import type { GeneratorWorker } from './worker.js';
+import type { WorkerView } from './worker-view.js';
 
 export interface HttpServer {
   port: number;
   close(): Promise<void>;
 }
 
-export async function startHttpServer(worker: GeneratorWorker, port: number, host: string, logger: Logger): Promise<HttpServer> {
+export async function startHttpServer(worker: WorkerView, port: number, host: string, logger: Logger): Promise<HttpServer> {
   const registry = createMetrics(worker);
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://worker');
@@ -30,9 +29,7 @@ export async function startHttpServer(worker: GeneratorWorker, port: number, hos
       if (url.pathname.startsWith('/lookup/')) {
         const key = decodeURIComponent(url.pathname.slice('/lookup/'.length));
         if (key === '') return send(400, 'usage: /lookup/<url-encoded key>\n');
-        const { client, target } = worker.redis;
-        const location = await lookupKey(client, target, worker.keys, worker.config.partitions, key);
-        return send(200, `${JSON.stringify(location)}\n`, 'application/json');
+        return send(200, `${JSON.stringify(await worker.lookup(key))}\n`, 'application/json');
       }
       return send(404, 'not found: try /healthz, /readyz, /metrics or /lookup/<key>\n');
     })().catch((err: unknown) => {

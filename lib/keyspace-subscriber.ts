@@ -6,7 +6,8 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
-import { NotificationsDisabledError, NotificationsUncheckedError } from './errors.js';
+import { EvictionPolicyError, NotificationsDisabledError, NotificationsUncheckedError } from './errors.js';
+import { evictionRisk, type EvictionAnswer } from './eviction.js';
 import type { Logger } from './logger.js';
 import { missingFlags, withRequiredFlags } from './notifications.js';
 import { connectNode, endpointName, masters, type MasterNode, type RedisClient, type RedisTarget } from './redis.js';
@@ -20,8 +21,10 @@ export interface SubscriberOptions {
   client: RedisClient;
   watch: string;
   configureNotifications: boolean;
-  /** Read notify-keyspace-events on every master before listening (TG_CHECK_NOTIFICATIONS). */
+  /** Read notify-keyspace-events and the eviction policy on every master before listening (TG_CHECK_NOTIFICATIONS). */
   checkNotifications: boolean;
+  /** What a maxmemory-policy that could evict the system's keys does (TG_EVICTION_POLICY). */
+  evictionPolicy: EvictionAnswer;
   logger: Logger;
   onEvent: KeyspaceHandler;
   /** How often the topology is read again. */
@@ -273,7 +276,7 @@ export class KeyspaceSubscriber extends EventEmitter {
             first = false;
           })
           .catch((err: unknown) => {
-            if (first && initial && (err instanceof NotificationsDisabledError || err instanceof NotificationsUncheckedError)) {
+            if (first && initial && (err instanceof NotificationsDisabledError || err instanceof NotificationsUncheckedError || err instanceof EvictionPolicyError)) {
               first = false;
               reject(err);
               return;
@@ -288,7 +291,7 @@ export class KeyspaceSubscriber extends EventEmitter {
   }
 
   private async subscribe(sub: NodeSubscription): Promise<void> {
-    if (this.opts.checkNotifications) await this.checkNotifications(sub);
+    if (this.opts.checkNotifications) await this.checkNode(sub);
     const sentAt = Date.now();
     await sub.conn.psubscribe(this.pattern);
     sub.confirmed = true;
@@ -300,14 +303,23 @@ export class KeyspaceSubscriber extends EventEmitter {
     this.emit('confirmed', sub.name, gapSince);
   }
 
-  private async checkNotifications(sub: NodeSubscription): Promise<void> {
-    let flags: string;
+  /** The master's notification flags (set where allowed) and its eviction policy. */
+  private async checkNode(sub: NodeSubscription): Promise<void> {
+    let settings: Map<string, string>;
     try {
-      [, flags] = (await sub.conn.config('GET', 'notify-keyspace-events')) as [string, string];
+      const flat = (await sub.conn.config('GET', 'notify-keyspace-events', 'maxmemory', 'maxmemory-policy')) as string[];
+      settings = new Map(flat.flatMap((v, i) => (i % 2 === 0 ? [[v, flat[i + 1]!] as const] : [])));
     } catch (err) {
       if (String(err).includes('NOPERM')) throw new NotificationsUncheckedError(sub.name, String(err));
       throw err;
     }
+    const policy = settings.get('maxmemory-policy') ?? '';
+    const risk = evictionRisk(settings.get('maxmemory') ?? '0', policy);
+    if (risk !== null) {
+      if (this.opts.evictionPolicy === 'refuse') throw new EvictionPolicyError(sub.name, policy, risk);
+      this.opts.logger.warn('maxmemory-policy could evict the system\'s keys; noeviction is safe (TG_EVICTION_POLICY=refuse stops instead)', { node: sub.name, policy, risk });
+    }
+    const flags = settings.get('notify-keyspace-events') ?? '';
     const missing = missingFlags(flags);
     if (missing === '') return;
     if (!this.opts.configureNotifications) throw new NotificationsDisabledError(sub.name, flags, missing);

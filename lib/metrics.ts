@@ -4,7 +4,7 @@
  * Redis are one XLEN per owned dirty stream.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { GeneratorWorker, WorkerSnapshot } from './worker.js';
+import type { WorkerSnapshot, WorkerView } from './worker-view.js';
 
 
 const COUNTERS: [string, string, (s: WorkerSnapshot) => number][] = [
@@ -24,7 +24,7 @@ const COUNTERS: [string, string, (s: WorkerSnapshot) => number][] = [
   ['tg_redis_reconnects_total', 'Redis connections lost and reopened', (s) => s.redisReconnects],
 ];
 
-export function createMetrics(worker: GeneratorWorker): Registry {
+export function createMetrics(worker: WorkerView): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ worker: worker.id });
   collectDefaultMetrics({ register: registry });

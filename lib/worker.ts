@@ -26,6 +26,8 @@ import { claimSinkLayout, loadSink, StreamSink } from './sink.js';
 import { keySlot, partitionOfSlot, slotRangeOfPartition } from './slots.js';
 import { TicketQueue } from './ticket-queue.js';
 import { TicketWorker } from './ticket-worker.js';
+import type { WorkerSnapshot, WorkerStats, WorkerView } from './worker-view.js';
+import { lookupKey, type KeyLocation } from './cluster-info.js';
 
 /** How often owned dirty streams are read even without a local append (late appends of others). */
 const SWEEP_INTERVAL_MS = 5000;
@@ -43,43 +45,13 @@ const LEASE_READ_INTERVAL_MS = 10_000;
 /** A listener that has not proved for this long that it heard everything makes the worker unready. */
 const READY_MAX_LAG_MS = 5000;
 
-export interface WorkerStats {
-  eventsReceived: number;
-  /** Partitions taken over from a live owner (graceful handover). */
-  handovers: number;
-  /** Partitions acquired after another owner's lease expired. */
-  takeovers: number;
-  /** Connections to Redis lost and opened again. */
-  redisReconnects: number;
-}
-
-/** Every counter of a worker, for metrics. */
-export interface WorkerSnapshot extends WorkerStats {
-  dirtyKeysAppended: number;
-  dirtyEntriesRead: number;
-  keysEnqueued: number;
-  ticketsMade: number;
-  pendingInMemory: number;
-  partitionsOwned: number;
-  members: number;
-  gapRepairs: number;
-  gapKeysMarked: number;
-  gapRepairMs: number;
-  reconcilePasses: number;
-  reconcileKeysCompared: number;
-  divergentKeys: number;
-  ticketJobsFailed: number;
-  /** Seconds since each master's listener last proved it heard everything. */
-  subscriberLag: { node: string; seconds: number }[];
-}
-
 export interface WorkerOptions {
   workerId?: string;
   logger?: Logger;
 }
 
 
-export class GeneratorWorker {
+export class GeneratorWorker implements WorkerView {
   readonly id: string;
   readonly logger: Logger;
   readonly keys: Keys;
@@ -165,9 +137,8 @@ export class GeneratorWorker {
     this.leases.on('renewed', listener);
   }
 
-  /** The command connection and what it is connected to, for read-only lookups. */
-  get redis(): { client: RedisClient; target: RedisTarget } {
-    return { client: this.client, target: this.target };
+  lookup(key: string): Promise<KeyLocation> {
+    return lookupKey(this.client, this.target, this.keys, this.config.partitions, key);
   }
 
   /** Partitions whose events this worker forwards now. */
@@ -243,6 +214,7 @@ export class GeneratorWorker {
       watch: config.watch,
       configureNotifications: config.configureNotifications,
       checkNotifications: config.checkNotifications,
+      evictionPolicy: config.evictionPolicy,
       logger,
       onEvent: (key, event) => this.onEvent(key, event),
     });

@@ -53,6 +53,7 @@ const subscriber = new KeyspaceSubscriber({
   watch: a.watch,
   configureNotifications: false,
   checkNotifications: true,
+  evictionPolicy: 'warn',
   logger,
   onEvent: (key, event) => {
     void queue.add('t', { k: key.toString('base64'), e: event.toString(), t: Date.now() }, { removeOnComplete: true, removeOnFail: false });

@@ -1,0 +1,48 @@
+/**
+ * What the HTTP endpoints and the metrics see of a worker: a narrow view, so neither imports the
+ * worker (and the worker, which starts them, imports neither's idea of it).
+ */
+import type { KeyLocation } from './cluster-info.js';
+
+export interface WorkerStats {
+  eventsReceived: number;
+  /** Partitions taken over from a live owner (graceful handover). */
+  handovers: number;
+  /** Partitions acquired after another owner's lease expired. */
+  takeovers: number;
+  /** Connections to Redis lost and opened again. */
+  redisReconnects: number;
+}
+
+/** Every counter of a worker, for metrics. */
+export interface WorkerSnapshot extends WorkerStats {
+  dirtyKeysAppended: number;
+  dirtyEntriesRead: number;
+  keysEnqueued: number;
+  ticketsMade: number;
+  pendingInMemory: number;
+  partitionsOwned: number;
+  members: number;
+  gapRepairs: number;
+  gapKeysMarked: number;
+  gapRepairMs: number;
+  reconcilePasses: number;
+  reconcileKeysCompared: number;
+  divergentKeys: number;
+  ticketJobsFailed: number;
+  /** Seconds since each master's listener last proved it heard everything. */
+  subscriberLag: { node: string; seconds: number }[];
+}
+
+export interface WorkerView {
+  readonly id: string;
+  snapshot(): WorkerSnapshot;
+  /** Subscribed and hearing everything where its partitions live, holding its share, not leaving. */
+  ready(): boolean;
+  /** Entries waiting in the dirty streams the worker owns. */
+  ownedBacklog(): Promise<number>;
+  /** Latency of lease renewal rounds, ms, as they happen. */
+  onRenewal(listener: (ms: number) => void): void;
+  /** Where a key lives: slot, partition, owner, Redis node. */
+  lookup(key: string): Promise<KeyLocation>;
+}
