@@ -54,6 +54,22 @@ export class Coalescer {
     }
   }
 
+  /** Keys waiting per partition. */
+  sizes(): Map<number, number> {
+    return new Map([...this.pending].map(([p, keys]) => [p, keys.size]));
+  }
+
+  /** Forgets a partition's waiting keys; how many, and the earliest time one was seen (Infinity when none). */
+  drop(partition: number): { count: number; since: number } {
+    const keys = this.pending.get(partition);
+    if (!keys) return { count: 0, since: Infinity };
+    this.pending.delete(partition);
+    this.count -= keys.size;
+    let since = Infinity;
+    for (const k of keys.values()) since = Math.min(since, k.at);
+    return { count: keys.size, since };
+  }
+
   /** Takes everything gathered so far. */
   drain(): Map<number, DirtyKey[]> {
     const out = new Map<number, DirtyKey[]>();

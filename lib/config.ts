@@ -50,6 +50,8 @@ export interface Config {
   batchSize: number;
   /** How long the subscriber gathers events before appending them to the dirty streams. */
   flushIntervalMs: number;
+  /** Most dirty keys a worker keeps in memory while Redis refuses their appends. */
+  maxPendingKeys: number;
   /** Shortest time between two reading rounds of the dirty streams an owner holds. */
   readIntervalMs: number;
   /** Deadline of a graceful stop. */
@@ -200,6 +202,7 @@ const SETTINGS: Setting<keyof Config>[] = [
   } }),
   s({ key: 'batchSize', env: 'TG_BATCH_SIZE', flag: '--batch-size', help: 'most dirty keys in one ticket job', fallback: 200, parse: integer(1, 100000) }),
   s({ key: 'readIntervalMs', env: 'TG_READ_INTERVAL_MS', flag: '--read-interval-ms', help: 'shortest time between two reads of the dirty streams an owner holds (longer: bigger ticket jobs, less CPU per write, later tickets)', fallback: 15, parse: integer(0, 10000) }),
+  s({ key: 'maxPendingKeys', env: 'TG_MAX_PENDING_KEYS', flag: '--max-pending-keys', help: 'most dirty keys kept in memory while Redis refuses their appends (OOM); past it a partition\'s keys are dropped and the partition repaired', fallback: 100000, parse: integer(1) }),
   s({ key: 'flushIntervalMs', env: 'TG_FLUSH_INTERVAL_MS', flag: '--flush-interval-ms', help: 'how long events gather before they are appended', fallback: 5, parse: integer(0, 10000) }),
   s({ key: 'connectTimeoutMs', env: 'TG_CONNECT_TIMEOUT_MS', flag: '--connect-timeout-ms', help: 'how long a starting worker waits for Redis', fallback: 60000, parse: integer(0) }),
   s({ key: 'reconcileRate', env: 'TG_RECONCILE_RATE', flag: '--reconcile-rate', help: 'keys and index entries compared with the ticket index per second, per worker (0: off)', fallback: 5000, parse: integer(0, 10_000_000) }),

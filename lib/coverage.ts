@@ -79,6 +79,11 @@ export class Coverage {
     return this.opts.subscriber.heardUpTo(first, last) + this.opts.clockOffsetMs;
   }
 
+  /** Keys of a held partition heard since `since` (local ms) were dropped unappended: repair it from then. */
+  dropped(partition: number, since: number): void {
+    this.opts.reconciler.request(partition, 'repair', since + this.opts.clockOffsetMs - CLOCK_MARGIN_MS);
+  }
+
   /** Seconds since each master's listener last proved it had heard everything. */
   lag(now = Date.now()): { node: string; seconds: number }[] {
     return this.opts.subscriber.status().map((n) => ({ node: n.node, seconds: n.heardAt > 0 ? Math.max(0, now - n.heardAt) / 1000 : Infinity }));

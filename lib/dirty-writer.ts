@@ -4,6 +4,10 @@
  * partition's stream. Appends never overlap, so under load batches simply grow. Entries
  * seen while a partition was forwarded are appended even after it moved: late appends
  * are duplicates at worst, while dropping them could lose the last change (DESIGN.md).
+ *
+ * Memory stays bounded when Redis refuses the appends (OOM, a long outage): past `maxPending`
+ * keys, the held partition with the most waiting keys is dropped from memory and handed to an
+ * exact repair, which finds its changes in Redis itself once Redis takes writes again.
  */
 import { Coalescer } from './coalescer.js';
 import type { Keys } from './keys.js';
@@ -17,6 +21,12 @@ export interface DirtyWriterOptions {
   logger: Logger;
   /** Called after entries were appended to a partition's stream. */
   onAppended: (partition: number) => void;
+  /** Most keys kept in memory (TG_MAX_PENDING_KEYS). */
+  maxPending: number;
+  /** Whether this worker holds the partition (only a held partition's keys can be left to its repair). */
+  holds: (partition: number) => boolean;
+  /** A held partition's waiting keys were dropped: repair it from `since` (local ms). */
+  onShed: (partition: number, since: number) => void;
 }
 
 /** Field names of a dirty entry: key, event, time seen. */
@@ -32,15 +42,31 @@ export class DirtyWriter {
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private failures = 0;
-  /** Keys appended so far (a counter for logs and metrics). */
+  /** Keys appended so far, appends Redis refused, keys dropped from memory (counters for logs and metrics). */
   appended = 0;
+  failedAppends = 0;
+  shed = 0;
 
   constructor(private readonly opts: DirtyWriterOptions) {}
 
   /** `at`: when the change was seen, if earlier than now (a replayed gap). */
   add(partition: number, key: Buffer, event: string, at = Date.now()): void {
     this.pending.add(partition, key, event, at);
+    this.bound();
     this.schedule();
+  }
+
+  /** Drops held partitions' keys, most first, until at most maxPending keys wait. */
+  private bound(): void {
+    while (this.pending.size > this.opts.maxPending) {
+      const held = [...this.pending.sizes()].filter(([p]) => this.opts.holds(p)).sort((a, b) => b[1] - a[1]);
+      if (held.length === 0) return;
+      const partition = held[0]![0];
+      const { count, since } = this.pending.drop(partition);
+      this.shed += count;
+      this.opts.logger.warn('dirty keys dropped from memory, past TG_MAX_PENDING_KEYS; the partition will be repaired', { partition, keys: count });
+      this.opts.onShed(partition, since);
+    }
   }
 
   /** Number of keys waiting to be appended. */
@@ -92,11 +118,13 @@ export class DirtyWriter {
         this.opts.onAppended(partition);
       } else {
         failed++;
+        this.failedAppends++;
         // Some XADDs of the batch may have landed: appending them again is a harmless duplicate.
         this.pending.restore(partition, dirty);
         if (failed === 1) this.opts.logger.warn('dirty append failed; retrying', { partition, err: String(result.reason) });
       }
     });
     this.failures = failed > 0 ? this.failures + 1 : 0;
+    this.bound();
   }
 }

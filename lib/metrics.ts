@@ -21,6 +21,8 @@ const COUNTERS: [string, string, (s: WorkerSnapshot) => number][] = [
   ['tg_reconcile_keys_compared_total', 'keys compared with the ticket index', (s) => s.reconcileKeysCompared],
   ['tg_reconcile_divergent_keys_total', 'keys whose newest ticket differed from Redis outside any known gap, found by reconciliation', (s) => s.divergentKeys],
   ['tg_ticket_jobs_failed_total', 'ticket jobs that failed their last attempt (their keys converge through reconciliation)', (s) => s.ticketJobsFailed],
+  ['tg_dirty_append_failures_total', 'appends of dirty keys Redis refused (an OOM answer, an outage); retried until they land', (s) => s.dirtyAppendFailures],
+  ['tg_dirty_keys_shed_total', 'dirty keys dropped from memory past TG_MAX_PENDING_KEYS; their partition is repaired instead', (s) => s.dirtyKeysShed],
   ['tg_redis_reconnects_total', 'Redis connections lost and reopened', (s) => s.redisReconnects],
 ];
 

@@ -30,6 +30,10 @@ export interface WorkerSnapshot extends WorkerStats {
   reconcileKeysCompared: number;
   divergentKeys: number;
   ticketJobsFailed: number;
+  /** Batches of dirty keys Redis refused to append (OOM, an outage), retried since. */
+  dirtyAppendFailures: number;
+  /** Dirty keys dropped from memory past TG_MAX_PENDING_KEYS, left to their partition's repair. */
+  dirtyKeysShed: number;
   /** Seconds since each master's listener last proved it heard everything. */
   subscriberLag: { node: string; seconds: number }[];
 }

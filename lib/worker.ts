@@ -122,6 +122,8 @@ export class GeneratorWorker implements WorkerView {
       reconcileKeysCompared: this.reconciler.stats.keysCompared,
       divergentKeys: this.reconciler.stats.divergent,
       ticketJobsFailed: this.tickets.exhausted,
+      dirtyAppendFailures: this.writer.failedAppends,
+      dirtyKeysShed: this.writer.shed,
       subscriberLag: this.coverage.lag(),
     };
   }
@@ -175,7 +177,16 @@ export class GeneratorWorker implements WorkerView {
       watch: config.watch,
     });
     this.reader = new DirtyReader({ client: this.client, scripts, keys, queue: this.queue, consumer: this.id, batchSize: config.batchSize, roundIntervalMs: config.readIntervalMs, logger });
-    this.writer = new DirtyWriter({ client: this.client, keys, flushIntervalMs: config.flushIntervalMs, logger, onAppended: (p) => this.reader.poke(p) });
+    this.writer = new DirtyWriter({
+      client: this.client,
+      keys,
+      flushIntervalMs: config.flushIntervalMs,
+      logger,
+      onAppended: (p) => this.reader.poke(p),
+      maxPending: config.maxPendingKeys,
+      holds: (p) => this.leases.held.has(p),
+      onShed: (p, since) => this.coverage.dropped(p, since),
+    });
     this.leases = new LeaseKeeper({
       scripts,
       workerId: this.id,
