@@ -14,7 +14,8 @@
  * TG_PARTITIONS, or the same --flags).
  */
 import { clusterInfo, lookupKey, slotRanges } from '../lib/cluster-info.js';
-import { loadConfig } from '../lib/config.js';
+import { parseArgs } from 'node:util';
+import { loadConfig, settingOptions } from '../lib/config.js';
 import { ConfigError, RedisUnavailableError } from '../lib/errors.js';
 import { parseEvent } from '../lib/events.js';
 import { Keys } from '../lib/keys.js';
@@ -41,27 +42,21 @@ function fail(message: string, code: number): never {
   process.exit(code);
 }
 
-const args = process.argv.slice(2);
-const json = args.includes('--json');
-const repair = args.includes('--repair');
-const rest = args.filter((a) => a !== '--json' && a !== '--repair');
-let onlyPartition: string | undefined;
-const partitionAt = rest.findIndex((a) => a === '--partition' || a.startsWith('--partition='));
-if (partitionAt >= 0) {
-  const given = rest[partitionAt]!;
-  onlyPartition = given.includes('=') ? given.slice(given.indexOf('=') + 1) : rest[partitionAt + 1];
-  rest.splice(partitionAt, given.includes('=') ? 1 : 2);
+const settings = settingOptions();
+let parsed;
+try {
+  parsed = parseArgs({ options: { ...settings, json: { type: 'boolean' }, repair: { type: 'boolean' }, partition: { type: 'string' }, help: { type: 'boolean' } }, allowPositionals: true, strict: true, tokens: true });
+} catch (err) {
+  fail(`${(err as Error).message.split('. ')[0]!}\n${USAGE}`, 2);
 }
-const positionals: string[] = [];
-const flags: string[] = [];
-for (let i = 0; i < rest.length; i++) {
-  if (rest[i]!.startsWith('--')) {
-    flags.push(rest[i]!);
-    if (!rest[i]!.includes('=') && rest[i + 1] !== undefined && !rest[i + 1]!.startsWith('--')) flags.push(rest[++i]!);
-  } else positionals.push(rest[i]!);
-}
+const { values, positionals, tokens } = parsed;
+const json = values.json === true;
+const repair = values.repair === true;
+const onlyPartition = values.partition as string | undefined;
+// The workers' settings go on to the configuration, which checks them.
+const flags = tokens.flatMap((t) => (t.kind === 'option' && t.name in settings ? [t.value === undefined ? t.rawName : `${t.rawName}=${t.value}`] : []));
 const [command, arg] = positionals;
-if (!command || command === 'help' || args.includes('--help')) {
+if (!command || command === 'help' || values.help === true) {
   process.stdout.write(`${USAGE}\n`);
   process.exit(command ? 0 : 2);
 }

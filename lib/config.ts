@@ -4,6 +4,7 @@
  * reported together, each naming its setting. Nothing else in lib/ reads process.env.
  */
 import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import { ConfigError } from './errors.js';
 import type { EvictionAnswer } from './eviction.js';
 
@@ -225,6 +226,11 @@ function s<K extends keyof Config>(setting: Setting<K>): Setting<keyof Config> {
   return setting as unknown as Setting<keyof Config>;
 }
 
+/** The settings' flags as node:util parseArgs options (for a command that adds its own). */
+export function settingOptions(): Record<string, { type: 'string' | 'boolean' }> {
+  return Object.fromEntries(SETTINGS.map((x) => [x.flag.slice(2), { type: x.boolean ? 'boolean' : 'string' }]));
+}
+
 /** One line a setting, for --help. */
 export function usage(): string {
   return SETTINGS.map((x) => `  ${x.flag.padEnd(28)} ${x.env.padEnd(28)} ${x.help}`).join('\n');
@@ -241,24 +247,16 @@ export function loadConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Con
     const v = env[setting.env];
     if (v !== undefined) raw.set(setting.key, { value: v, from: setting.env });
   }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const eq = arg.indexOf('=');
-    const name = eq >= 0 ? arg.slice(0, eq) : arg;
-    const setting = SETTINGS.find((x) => x.flag === name);
-    if (!setting) {
-      problems.push(`unknown argument '${arg}' (known flags: ${SETTINGS.map((x) => x.flag).join(', ')})`);
-      continue;
-    }
-    let value: string | undefined;
-    if (eq >= 0) value = arg.slice(eq + 1);
-    else if (setting.boolean && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('--'))) value = 'true';
-    else value = argv[++i];
-    if (value === undefined) {
-      problems.push(`${setting.flag} needs a value`);
-      continue;
-    }
-    raw.set(setting.key, { value, from: setting.flag });
+  // Not strict, so that every bad flag is reported at once rather than the first only.
+  const { tokens } = parseArgs({ args: [...argv], options: settingOptions(), strict: false, allowPositionals: true, tokens: true });
+  for (const token of tokens) {
+    if (token.kind === 'positional') problems.push(`unexpected argument '${token.value}'`);
+    if (token.kind !== 'option') continue;
+    const setting = SETTINGS.find((x) => x.flag === token.rawName);
+    if (!setting) problems.push(`unknown argument '${token.rawName}' (known flags: ${SETTINGS.map((x) => x.flag).join(', ')})`);
+    else if (setting.boolean) raw.set(setting.key, { value: token.value ?? 'true', from: setting.flag });
+    else if (token.value === undefined) problems.push(`${setting.flag} needs a value`);
+    else raw.set(setting.key, { value: token.value, from: setting.flag });
   }
 
   const config: Partial<Record<keyof Config, unknown>> = {};

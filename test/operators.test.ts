@@ -180,13 +180,19 @@ describe('operators: CLI, probes and metrics', function () {
     expect(await exitOf(fourth, 30000)).to.equal(0);
   });
 
-  it('gives clear errors for a missing key, an unknown command and an unreachable Redis', async () => {
+  it('gives clear errors for a missing key, an unknown command or flag, a bad setting and an unreachable Redis', async () => {
     const noKey = await tg(env, 'lookup');
     expect(noKey.code).to.equal(2);
     expect(noKey.stderr).to.contain('lookup needs a key');
     const unknown = await tg(env, 'bogus');
     expect(unknown.code).to.equal(2);
     expect(unknown.stderr).to.contain("unknown command 'bogus'");
+    const flag = await tg(env, 'info', '--jsn');
+    expect(flag.code).to.equal(2);
+    expect(flag.stderr).to.contain("'--jsn'").and.contain('usage: tg');
+    const setting = await tg(env, 'info', '--partitions', 'many');
+    expect(setting.code).to.equal(2);
+    expect(setting.stderr).to.contain('--partitions');
     const down = await tg({ TG_REDIS_URL: 'redis://127.0.0.1:1', TG_PREFIX: prefix }, 'info');
     expect(down.code).to.equal(1);
     expect(down.stderr).to.contain('TG_REDIS_URL').and.contain('127.0.0.1:1');
