@@ -12,6 +12,7 @@ import { loadConfig } from '../lib/config.js';
 import { startLocalRedis, type LocalRedis } from '../lib/local-redis.js';
 import { connect, detectTarget } from '../lib/redis.js';
 import type { GeneratorWorker } from '../lib/worker.js';
+import { runLoadtest } from './helpers/loadtest.js';
 import { randomPrefix } from './helpers/redis.js';
 import { makeCertificates, type TestCertificates } from './helpers/tls.js';
 import { startWorker, testConfig, waitForFinal, type Expected } from './helpers/worker.js';
@@ -62,6 +63,14 @@ describe('over TLS, with a private CA and client certificates', function () {
       } finally {
         await redis.quit();
       }
+    });
+
+    it(`runs the load test over TLS on the ${mode} Redis: 0 keys lost`, async () => {
+      const { code, report, output } = await runLoadtest(servers[mode]!.url, ['--workers', '1', '--chaos', 'none', '--writes', '3000', '--keys', '500', '--rate', '1000'], tlsEnv());
+      expect(report, output).to.not.equal(undefined);
+      expect(code, output).to.equal(0);
+      expect(report!.writes).to.equal(3000);
+      expect(report!.keysLost).to.equal(0);
     });
 
     it(`names TG_TLS_CA when the ${mode} server's CA is not trusted`, async () => {

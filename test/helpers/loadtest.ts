@@ -6,11 +6,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Report } from '../../loadtest/report.js';
 
-export async function runLoadtest(url: string, args: string[]): Promise<{ code: number | null; report: Report | undefined; output: string }> {
+export async function runLoadtest(url: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; report: Report | undefined; output: string }> {
   const out = mkdtempSync(join(tmpdir(), 'tg-loadtest-'));
   try {
     const run = spawn(process.execPath, [fileURLToPath(new URL('../../loadtest/run.js', import.meta.url)), ...args, '--out', out], {
-      env: { ...process.env, TG_REDIS_URL: url },
+      env: { ...process.env, ...env, TG_REDIS_URL: url },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let output = '';
