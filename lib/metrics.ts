@@ -46,6 +46,9 @@ export function createMetrics(worker: WorkerView): Registry {
   new Gauge({ name: 'tg_partitions_owned', help: 'partitions this worker owns', registers: [registry], collect() {
     this.set(worker.snapshot().partitionsOwned);
   } });
+  new Gauge({ name: 'tg_partitions', help: 'partitions of the prefix (TG_PARTITIONS): what the workers owning them should add up to', registers: [registry], collect() {
+    this.set(worker.snapshot().partitions);
+  } });
   new Gauge({ name: 'tg_members', help: 'live workers this worker sees', registers: [registry], collect() {
     this.set(worker.snapshot().members);
   } });
@@ -61,6 +64,8 @@ export function createMetrics(worker: WorkerView): Registry {
   } });
   const renew = new Histogram({ name: 'tg_lease_renew_seconds', help: 'time of a lease renewal round', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers: [registry] });
   worker.onRenewal((ms) => renew.observe(ms / 1000));
+  const freshness = new Histogram({ name: 'tg_ticket_freshness_seconds', help: 'from a change seen to its ticket in the sink', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers: [registry] });
+  worker.onTicketsWritten((ms) => ms.forEach((m) => freshness.observe(m / 1000)));
   return registry;
 }
 

@@ -5,6 +5,7 @@
  * tickets of one key the one with the larger seq always read later: after quiescence the
  * greatest seq carries the final value, however jobs interleave.
  */
+import { EventEmitter } from 'node:events';
 import { Worker, type ConnectionOptions, type Job } from 'bullmq';
 import { nanoid } from 'nanoid';
 import { TICKET_QUEUE, type Keys } from './keys.js';
@@ -35,7 +36,8 @@ export interface TicketWorkerOptions {
   watch: string;
 }
 
-export class TicketWorker {
+/** Emits 'written' (tickets) once a job's tickets are in the sink. */
+export class TicketWorker extends EventEmitter {
   /** One BullMQ worker a queue shard, sharing the concurrency. */
   readonly workers: Worker<TicketJobData, number>[];
   /** Tickets written so far. */
@@ -45,6 +47,7 @@ export class TicketWorker {
   private readonly watched: (key: Buffer) => boolean;
 
   constructor(private readonly opts: TicketWorkerOptions) {
+    super();
     const matches = globMatcher(opts.watch);
     this.watched = (key) => !opts.keys.isOwn(key) && matches(key);
     const tags = queueShardTags(opts.shards);
@@ -120,6 +123,7 @@ export class TicketWorker {
     // job that never gets there leaves the index behind, and reconciliation makes its tickets again.
     if (!this.opts.sink.indexes) await scripts.recordTickets(tickets.map((t) => ({ partition: t.partition, key: t.key, seq: t.seq, digest: t.digest })));
     this.made += tickets.length;
+    this.emit('written', tickets);
     return tickets.length;
   }
 }

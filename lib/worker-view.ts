@@ -29,6 +29,8 @@ export interface WorkerSnapshot extends WorkerStats {
   reconcilePasses: number;
   reconcileKeysCompared: number;
   divergentKeys: number;
+  /** Partitions of the prefix (TG_PARTITIONS). */
+  partitions: number;
   ticketJobsFailed: number;
   /** Batches of dirty keys Redis refused to append (OOM, an outage), retried since. */
   dirtyAppendFailures: number;
@@ -47,6 +49,8 @@ export interface WorkerView {
   ownedBacklog(): Promise<number>;
   /** Latency of lease renewal rounds, ms, as they happen. */
   onRenewal(listener: (ms: number) => void): void;
+  /** Change seen → ticket written, ms, of each ticket of a job, once the sink has them. */
+  onTicketsWritten(listener: (freshnessMs: number[]) => void): void;
   /** Where a key lives: slot, partition, owner, Redis node. */
   lookup(key: string): Promise<KeyLocation>;
 }

@@ -22,7 +22,7 @@ import { createLogger, type Logger } from './logger.js';
 import { connect, nodeOfSlot, waitForTarget, type RedisClient, type RedisTarget } from './redis.js';
 import { printableKey, Reconciler } from './reconciler.js';
 import { Scripts } from './scripts.js';
-import { claimSinkLayout, loadSink, StreamSink } from './sink.js';
+import { claimSinkLayout, loadSink, StreamSink, type Ticket } from './sink.js';
 import { keySlot, partitionOfSlot, slotRangeOfPartition } from './slots.js';
 import { TicketQueue } from './ticket-queue.js';
 import { TicketWorker } from './ticket-worker.js';
@@ -121,6 +121,7 @@ export class GeneratorWorker implements WorkerView {
       reconcilePasses: this.reconciler.stats.passes,
       reconcileKeysCompared: this.reconciler.stats.keysCompared,
       divergentKeys: this.reconciler.stats.divergent,
+      partitions: this.config.partitions,
       ticketJobsFailed: this.tickets.exhausted,
       dirtyAppendFailures: this.writer.failedAppends,
       dirtyKeysShed: this.writer.shed,
@@ -137,6 +138,10 @@ export class GeneratorWorker implements WorkerView {
   /** Latency of lease renewal rounds, ms, as they happen. */
   onRenewal(listener: (ms: number) => void): void {
     this.leases.on('renewed', listener);
+  }
+
+  onTicketsWritten(listener: (freshnessMs: number[]) => void): void {
+    this.tickets.on('written', (tickets: Ticket[]) => listener(tickets.map((t) => t.createdAt - t.dirtyAt)));
   }
 
   lookup(key: string): Promise<KeyLocation> {

@@ -10,6 +10,7 @@ import { jobCounts, openShards } from '../lib/ticket-queue.js';
 import { bufferCommand, type RedisClient } from '../lib/redis.js';
 import { isLater, parseTicket, sinkStreams, type StoredTicket } from '../lib/ticket-reader.js';
 import { ticketMatches, writtenAtOf, type FinalState } from './expectations.js';
+import { percentiles } from './report.js';
 
 export class SinkMonitor {
   readonly latest = new Map<string, StoredTicket>();
@@ -30,15 +31,15 @@ export class SinkMonitor {
     this.queues = openShards(redis as unknown as ConnectionOptions, keys, queueTags);
   }
 
-  /** Reads the tickets made since the last call; returns the median freshness among them. */
-  async poll(): Promise<number | null> {
+  /** Reads the tickets made since the last call; returns the median and 99th percentile of their freshness. */
+  async poll(): Promise<{ p50: number; p99: number } | null> {
     const fresh: number[] = [];
     const xrange = bufferCommand(this.redis, 'xrange');
     for (const stream of await sinkStreams(this.redis, this.keys.prefix)) await this.pollStream(xrange, stream, fresh);
     this.freshness.push(...fresh);
     if (fresh.length === 0) return null;
-    fresh.sort((x, y) => x - y);
-    return fresh[Math.floor(fresh.length / 2)]!;
+    const { p50, p99 } = percentiles(fresh);
+    return { p50, p99 };
   }
 
   private async pollStream(xrange: ReturnType<typeof bufferCommand>, stream: string, fresh: number[]): Promise<void> {

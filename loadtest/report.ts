@@ -1,8 +1,12 @@
 /**
  * The load test's report: the figures, a table for people, JSON for scripts, and a
- * self-contained HTML page with SVG charts of throughput, backlog and freshness over
- * time, every signal marked. Pure functions of what the run measured.
+ * self-contained HTML page with charts of throughput, backlog, freshness and workers over
+ * time, every signal marked and named. The charts are drawn by uPlot, bundled into the page so
+ * it opens offline. Pure functions of what the run measured, but for reading uPlot's files.
  */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 
 export interface Sample {
   /** Seconds since the load started. */
@@ -14,6 +18,8 @@ export interface Sample {
   workersAlive: number;
   /** Median write → ticket time of the tickets made in this second, ms. */
   freshnessMs: number | null;
+  /** Its 99th percentile, ms. */
+  freshnessP99Ms?: number | null;
 }
 
 export interface SignalRecord {
@@ -95,42 +101,91 @@ function escape(s: string): string {
   return s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 }
 
-/** One SVG line chart of a sample field, signals drawn as vertical marks. */
-function chart(title: string, samples: Sample[], pick: (s: Sample) => number | null, signals: SignalRecord[], color: string): string {
-  const W = 900;
-  const H = 180;
-  const pad = 40;
-  const tMax = Math.max(1, ...samples.map((s) => s.t), ...signals.map((s) => s.t));
-  const values = samples.map(pick).filter((v): v is number => v !== null);
-  const yMax = Math.max(1, ...values);
-  const x = (t: number) => pad + ((W - 2 * pad) * t) / tMax;
-  const y = (v: number) => H - pad + 10 - ((H - 2 * pad) * v) / yMax;
-  const points = samples
-    .map((s) => [s.t, pick(s)] as const)
-    .filter((p): p is readonly [number, number] => p[1] !== null)
-    .map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`)
-    .join(' ');
-  const marks = signals
-    .map((s) => `<line x1="${x(s.t)}" x2="${x(s.t)}" y1="20" y2="${H - pad + 10}" stroke="${s.signal === 'SIGKILL' ? '#c0392b' : '#e67e22'}" stroke-dasharray="4 3"><title>${s.signal} pid ${s.pid} at ${s.t.toFixed(1)} s</title></line>`)
-    .join('');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="${escape(title)}">
-<text x="${pad}" y="14" font-size="13" font-family="sans-serif">${escape(title)} (max ${yMax.toFixed(0)})</text>
-<line x1="${pad}" y1="${H - pad + 10}" x2="${W - pad}" y2="${H - pad + 10}" stroke="#999"/>
-<line x1="${pad}" y1="20" x2="${pad}" y2="${H - pad + 10}" stroke="#999"/>
-<text x="${W - pad}" y="${H - 8}" font-size="11" text-anchor="end" font-family="sans-serif">${tMax.toFixed(0)} s</text>
-${marks}<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${points}"/></svg>`;
+/** The chart library the page carries inline: uPlot's script and style sheet. */
+export interface ChartLibrary {
+  js: string;
+  css: string;
 }
 
-export function html(r: Report): string {
+export function loadChartLibrary(): ChartLibrary {
+  const dist = join(dirname(createRequire(import.meta.url).resolve('uplot/package.json')), 'dist');
+  return { js: readFileSync(join(dist, 'uPlot.iife.min.js'), 'utf8'), css: readFileSync(join(dist, 'uPlot.min.css'), 'utf8') };
+}
+
+/** JSON that is safe inside a <script> element. */
+function scriptJson(value: unknown): string {
+  return JSON.stringify(value).replace(/</g, '\\u003c');
+}
+
+/**
+ * Draws the charts once the page has loaded, and records on <body data-charts> each chart's
+ * title and how many points it drew, for a headless browser to check (loadtest/render-report.ts).
+ */
+const DRAW = `
+const { samples, signals } = REPORT;
+const t = samples.map((s) => s.t);
+const charts = [
+  { title: 'Throughput', unit: 'per second', series: [['writes/s', 'writesPerSec', '#7f8c8d'], ['tickets/s', 'ticketsPerSec', '#2980b9']] },
+  { title: 'Backlog', unit: 'dirty entries + waiting jobs', series: [['backlog', 'backlog', '#8e44ad']] },
+  { title: 'Freshness (write to ticket)', unit: 'ms', series: [['p50', 'freshnessMs', '#27ae60'], ['p99', 'freshnessP99Ms', '#c0392b']] },
+  { title: 'Workers alive', unit: 'workers', series: [['workers', 'workersAlive', '#34495e']] },
+];
+const colours = { SIGKILL: '#c0392b', SIGINT: '#e67e22', SIGTERM: '#e67e22' };
+// Every signal as a dashed vertical line, named at the top of the plot.
+const signalMarks = {
+  hooks: {
+    draw: [(u) => {
+      const { ctx, bbox } = u;
+      ctx.save();
+      ctx.font = String(Math.round(10 * devicePixelRatio)) + 'px sans-serif';
+      for (const s of signals) {
+        const x = Math.round(u.valToPos(s.t, 'x', true));
+        if (x < bbox.left || x > bbox.left + bbox.width) continue;
+        ctx.strokeStyle = ctx.fillStyle = colours[s.signal] || '#e67e22';
+        ctx.setLineDash([4 * devicePixelRatio, 3 * devicePixelRatio]);
+        ctx.beginPath();
+        ctx.moveTo(x, bbox.top);
+        ctx.lineTo(x, bbox.top + bbox.height);
+        ctx.stroke();
+        ctx.fillText(s.signal + ' ' + s.pid, x + 3 * devicePixelRatio, bbox.top + 11 * devicePixelRatio);
+      }
+      ctx.restore();
+    }],
+  },
+};
+const drawn = [];
+for (const c of charts) {
+  const box = document.createElement('section');
+  document.getElementById('charts').appendChild(box);
+  const data = [t, ...c.series.map(([, field]) => samples.map((s) => (s[field] === undefined ? null : s[field])))];
+  new uPlot({
+    title: c.title,
+    width: 1100,
+    height: 260,
+    plugins: [signalMarks],
+    scales: { x: { time: false } },
+    axes: [
+      { label: 'seconds since the load started', values: (u, ticks) => ticks.map((v) => v + ' s') },
+      { label: c.unit, size: 70 },
+    ],
+    series: [{ label: 'time', value: (u, v) => (v == null ? '-' : v.toFixed(1) + ' s') }, ...c.series.map(([label, , stroke]) => ({ label, stroke, width: 2, spanGaps: false, value: (u, v) => (v == null ? '-' : String(Math.round(v)) + ' ' + c.unit) }))],
+  }, data, box);
+  drawn.push({ title: c.title, points: data.slice(1).map((d) => d.filter((v) => v != null).length) });
+}
+document.body.dataset.charts = JSON.stringify(drawn);
+`;
+
+export function html(r: Report, lib: ChartLibrary): string {
+  const legend = r.signals.length ? `Dashed lines mark the ${r.signals.length} signals: ${[...new Set(r.signals.map((s) => s.signal))].join(', ')} (named with the pid).` : 'No signal was sent.';
   return `<!doctype html><html><head><meta charset="utf-8"><title>Ticket generator load test</title>
-<style>body{font-family:sans-serif;margin:24px}pre{background:#f6f6f6;padding:12px}</style></head><body>
+<style>${lib.css}
+body{font-family:sans-serif;margin:24px;max-width:1140px}pre{background:#f6f6f6;padding:12px}section{margin:18px 0}</style></head><body>
 <h1>Load test: ${r.keysLost === 0 ? '0 keys lost' : `${r.keysLost} keys lost`}</h1>
-<p><code>${escape(r.command)}</code> on ${escape(r.machine)}; dashed lines: SIGINT (orange), SIGKILL (red).</p>
+<p><code>${escape(r.command)}</code> on ${escape(r.machine)}. ${legend} Hover a chart to read its values.</p>
 <pre>${escape(table(r))}</pre>
-${chart('tickets/s', r.samples, (s) => s.ticketsPerSec, r.signals, '#2980b9')}
-${chart('writes/s', r.samples, (s) => s.writesPerSec, r.signals, '#7f8c8d')}
-${chart('backlog (dirty entries + waiting jobs)', r.samples, (s) => s.backlog, r.signals, '#8e44ad')}
-${chart('freshness p50 (write → ticket, ms)', r.samples, (s) => s.freshnessMs, r.signals, '#27ae60')}
+<div id="charts"></div>
+<script>${lib.js}</script>
+<script>const REPORT = ${scriptJson({ samples: r.samples, signals: r.signals })};${DRAW}</script>
 </body></html>
 `;
 }

@@ -24,7 +24,7 @@ import type { WriterResult } from './expectations.js';
 import { flood } from './flood.js';
 import { queueShardTags } from '../lib/shards.js';
 import { SinkMonitor } from './monitor.js';
-import { html, percentiles, table, type Report, type Sample, type SignalRecord } from './report.js';
+import { html, loadChartLibrary, percentiles, table, type Report, type Sample, type SignalRecord } from './report.js';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 
@@ -237,10 +237,10 @@ async function loadPhase(url: string, prefix: string, monitor: SinkMonitor, repo
     let i = 0;
     while (sampling) {
       await new Promise((r) => setTimeout(r, 1000));
-      let freshnessMs: number | null;
+      let freshness: { p50: number; p99: number } | null;
       let backlog: number;
       try {
-        freshnessMs = await monitor.poll();
+        freshness = await monitor.poll();
         backlog = await monitor.backlog();
       } catch (err) {
         // Redis failing over under chaos: this second has no sample.
@@ -257,12 +257,13 @@ async function loadPhase(url: string, prefix: string, monitor: SinkMonitor, repo
         ticketsPerSec: Math.round((monitor.tickets - lastTickets) / seconds),
         backlog,
         workersAlive: workers.size,
-        freshnessMs,
+        freshnessMs: freshness?.p50 ?? null,
+        freshnessP99Ms: freshness?.p99 ?? null,
       };
       lastWritten = written;
       lastTickets = monitor.tickets;
       samples.push(s);
-      const line = `${s.t.toFixed(0)}s  writes/s ${s.writesPerSec}  tickets/s ${s.ticketsPerSec}  backlog ${backlog}  workers ${s.workersAlive}  signals ${signals.length}  freshness ${freshnessMs ?? '-'} ms`;
+      const line = `${s.t.toFixed(0)}s  writes/s ${s.writesPerSec}  tickets/s ${s.ticketsPerSec}  backlog ${backlog}  workers ${s.workersAlive}  signals ${signals.length}  freshness ${s.freshnessMs ?? '-'} ms`;
       if (tty) process.stdout.write(`\r\x1b[K${line}`);
       else if (i % 5 === 0) log(line);
       i++;
@@ -497,7 +498,7 @@ try {
     samples: phase.samples,
   };
   writeFileSync(`${reports}/${prefix}-report.json`, JSON.stringify(report, null, 2));
-  writeFileSync(`${reports}/${prefix}-report.html`, html(report));
+  writeFileSync(`${reports}/${prefix}-report.html`, html(report, loadChartLibrary()));
   process.stdout.write(`\n${table(report)}\n\nreport: ${reports}/${prefix}-report.json and .html\n`);
   if (lost.length) process.stdout.write(`keys lost, e.g.: ${lost.slice(0, 10).join(', ')}\n`);
   await events.quit();
