@@ -6,7 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
-import { defineReadOnlyCommand, EXACT_KEY_READ, wireArg, type RedisClient } from './redis.js';
+import { defineReadOnlyCommand, EXACT_KEY_READ, nodeOfSlot, wireArg, type RedisClient } from './redis.js';
+import { keySlot } from './slots.js';
 import type { Keys } from './keys.js';
 import { LeaseCode } from './errors.js';
 
@@ -22,6 +23,7 @@ const SCRIPT_FILES = {
   heartbeat: 'heartbeat-1.lua',
   ackDirty: 'ack-dirty-1.lua',
   readValue: 'read-value-1.lua',
+  readValues: 'read-values-1.lua',
   digestKeys: 'digest-keys.lua',
   recordTickets: 'record-tickets.lua',
   appendTickets: 'append-tickets.lua',
@@ -110,7 +112,7 @@ class IndexPositions {
 
 /** Scripts flagged `no-writes` run as EVALSHA_RO, which a user with read-only access to the keys may call. */
 function defineScript(client: RedisClient, command: string, source: { lua: string; numberOfKeys?: number }): void {
-  if (source.lua.startsWith('#!lua flags=no-writes')) defineReadOnlyCommand(client, command, source);
+  if (/^#!lua flags=\S*\bno-writes\b/.test(source.lua)) defineReadOnlyCommand(client, command, source);
   else client.defineCommand(command, source);
 }
 
@@ -121,7 +123,7 @@ export class Scripts {
   private readonly readExact: Call;
 
   constructor(
-    client: RedisClient,
+    private readonly client: RedisClient,
     private readonly keys: Keys,
   ) {
     const src = loadSources();
@@ -214,6 +216,42 @@ export class Scripts {
     const piped = isUtf8(key) && !unpipelined;
     const [type, digest, value] = (await (piped ? this.callBuffer.readValue(key.toString('utf8')) : this.readExact(key))) as [Buffer, Buffer, Buffer | unknown[] | undefined];
     return { type: type.toString(), digest: digest.toString(), value: value ?? undefined };
+  }
+
+  /**
+   * Type and value of many keys (see readValue), one call a Redis node for the keys that are valid
+   * UTF-8 (ioredis routes a call by its first argument as a string), key by key for the others and
+   * wherever a node's call is refused (a slot moved).
+   */
+  async readValues(keys: readonly Buffer[]): Promise<ValueRead[]> {
+    const out = new Array<ValueRead>(keys.length);
+    const byNode = new Map<string, number[]>();
+    const single: number[] = [];
+    keys.forEach((key, i) => {
+      if (!isUtf8(key)) return void single.push(i);
+      const node = nodeOfSlot(this.client, keySlot(key));
+      const group = byNode.get(node);
+      if (group) group.push(i);
+      else byNode.set(node, [i]);
+    });
+    const one = async (i: number) => void (out[i] = await this.readValue(keys[i]!));
+    await Promise.all([
+      ...single.map(one),
+      ...[...byNode.values()].map(async (group) => {
+        const names = group.map((i) => keys[i]!.toString('utf8'));
+        let replies: [Buffer, Buffer, Buffer | unknown[] | undefined][];
+        try {
+          replies = (await this.callBuffer.readValues(names[0], ...names)) as typeof replies;
+        } catch {
+          return void (await Promise.all(group.map(one)));
+        }
+        group.forEach((i, j) => {
+          const [type, digest, value] = replies[j]!;
+          out[i] = { type: type.toString(), digest: digest.toString(), value: value ?? undefined };
+        });
+      }),
+    ]);
+    return out;
   }
 
   /** Digests of what the keys hold now ('' for a missing key); in a cluster all of one slot. */

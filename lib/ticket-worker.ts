@@ -128,27 +128,27 @@ export class TicketWorker extends EventEmitter {
     const foreign = items.filter((i) => !this.watched(i.key));
     // Only a forged job names such keys: their values must not reach the sink.
     if (foreign.length > 0) this.opts.logger.warn('ticket job names keys that are not watched; skipped', { job: job.id, keys: foreign.length });
-    const tickets = await Promise.all(
-      items.filter((i) => this.watched(i.key)).map(async (item): Promise<Ticket> => {
-        const slot = keySlot(item.key);
-        const read = await scripts.readValue(item.key);
-        const { type, value } = formatValue(read);
-        return {
-          id: nanoid(),
-          key: item.key,
-          event: item.event,
-          type,
-          value,
-          digest: read.digest,
-          seq: item.seq,
-          partition: partitionOfSlot(slot, partitions),
-          slot,
-          worker: workerId,
-          dirtyAt: item.at,
-          createdAt: Date.now(),
-        };
-      }),
-    );
+    const watched = items.filter((i) => this.watched(i.key));
+    const reads = await scripts.readValues(watched.map((i) => i.key));
+    const tickets = watched.map((item, i): Ticket => {
+      const slot = keySlot(item.key);
+      const read = reads[i]!;
+      const { type, value } = formatValue(read);
+      return {
+        id: nanoid(),
+        key: item.key,
+        event: item.event,
+        type,
+        value,
+        digest: read.digest,
+        seq: item.seq,
+        partition: partitionOfSlot(slot, partitions),
+        slot,
+        worker: workerId,
+        dirtyAt: item.at,
+        createdAt: Date.now(),
+      };
+    });
     await this.opts.sink.write(tickets);
     // Only once the sink has them (the default sink records them itself, in the same step): a
     // job that never gets there leaves the index behind, and reconciliation makes its tickets again.

@@ -1,6 +1,7 @@
 /** Reading values through the Lua script on a real cluster, keys of any bytes included. */
 import { expect } from 'chai';
 import { Keys } from '../lib/keys.js';
+import type { Cluster } from 'ioredis';
 import type { RedisClient } from '../lib/redis.js';
 import { Scripts } from '../lib/scripts.js';
 import { clusterUrl, randomPrefix } from './helpers/redis.js';
@@ -25,5 +26,33 @@ describe('scripts on a cluster', () => {
       expect(r.type).to.equal('string');
       expect((r.value as Buffer).equals(Buffer.concat([Buffer.from('v:'), k]))).to.equal(true);
     });
+  });
+
+  it('reads many keys one call a node, each as a single read would: every type, missing and non-UTF-8 keys, a hash-tagged pair', async () => {
+    const prefix = randomPrefix();
+    const scripts = new Scripts(redis, new Keys(prefix));
+    const k = (name: string) => Buffer.from(`${prefix}-k:${name}`);
+    const keys = [...Array.from({ length: 60 }, (_, i) => k(`s${i}`)), k('hash'), k('list'), k('set'), k('zset'), k('missing'), Buffer.from(`${prefix}-k:{tag}a`), Buffer.from(`${prefix}-k:{tag}b`), Buffer.concat([k('bin'), Buffer.from([0xff])])];
+    for (let i = 0; i < 60; i++) await redis.set(keys[i]!, `v${i}`);
+    await redis.hset(k('hash'), 'f', '1', 'g', '2');
+    await redis.rpush(k('list'), 'a', 'b');
+    await redis.sadd(k('set'), 'x', 'y');
+    await redis.zadd(k('zset'), 1, 'm');
+    await redis.set(keys[65]!, 'tagged a');
+    await redis.set(keys[66]!, 'tagged b');
+    await redis.set(keys[67]!, 'binary');
+    const scriptCalls = async () => {
+      let calls = 0;
+      for (const node of (redis as Cluster).nodes('master')) calls += [...(await node.info('commandstats')).matchAll(/^cmdstat_(?:evalsha_ro|eval_ro):calls=(\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+      return calls;
+    };
+    const before = await scriptCalls();
+    const many = await scripts.readValues(keys);
+    // One call a master for the UTF-8 keys (a first one may be sent twice: EVALSHA, then EVAL after NOSCRIPT), one for the other key.
+    expect((await scriptCalls()) - before).to.be.at.most(7);
+    const single = await Promise.all(keys.map((key) => scripts.readValue(key)));
+    expect(many).to.deep.equal(single);
+    expect(many[64]).to.deep.equal({ type: 'none', digest: '', value: undefined });
+    expect(many.slice(60, 64).map((r) => r.type)).to.deep.equal(['hash', 'list', 'set', 'zset']);
   });
 });
