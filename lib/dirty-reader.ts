@@ -8,7 +8,8 @@ import type { Logger } from './logger.js';
 import { coalesceEntries, type DirtyEntry } from './coalescer.js';
 import { DIRTY_FIELDS } from './dirty-writer.js';
 import { DIRTY_GROUP, type Keys } from './keys.js';
-import { backoff, bufferCommand, type RedisClient } from './redis.js';
+import { backoff, bufferCommand, nodeOfSlot, type RedisClient } from './redis.js';
+import { keySlot } from './slots.js';
 import type { Scripts } from './scripts.js';
 import type { TicketQueue } from './ticket-queue.js';
 
@@ -139,7 +140,7 @@ export class DirtyReader {
     const { batchSize, queue, scripts } = this.opts;
     const partitions = [...this.dirty].filter((p) => this.owned.has(p));
     this.dirty.clear();
-    const reads = await Promise.allSettled(partitions.map((p) => this.take(p)));
+    const reads = await this.takeAll(partitions);
     const got: { partition: number; entries: RawEntry[] }[] = [];
     let readError: unknown;
     reads.forEach((r, i) => {
@@ -157,7 +158,14 @@ export class DirtyReader {
       try {
         const items = got.flatMap((g) => coalesceEntries(parseEntries(g.entries)));
         await queue.enqueue(items, batchSize);
-        await Promise.all(got.map((g) => scripts.ackDirty(g.partition, DIRTY_GROUP, g.entries.map(([id]) => id.toString()))));
+        await Promise.all(
+          this.byNode(got, (g) => g.partition).map(async (group) => {
+            const acks = group.map((g) => ({ partition: g.partition, ids: g.entries.map(([id]) => id.toString()) }));
+            // One call a node; where it is refused (a slot moved), stream by stream.
+            if (acks.length > 1 && (await scripts.ackDirties(DIRTY_GROUP, acks).then(() => true, () => false))) return;
+            await Promise.all(acks.map((a) => scripts.ackDirty(a.partition, DIRTY_GROUP, a.ids)));
+          }),
+        );
         this.enqueued += items.length;
         this.entriesRead += got.reduce((n, g) => n + g.entries.length, 0);
       } catch (err) {
@@ -171,6 +179,42 @@ export class DirtyReader {
       }
     }
     if (readError !== undefined) throw readError;
+  }
+
+  /** Items grouped by the Redis node that serves their partition's dirty stream (one group standalone). */
+  private byNode<T>(items: readonly T[], partitionOf: (item: T) => number): T[][] {
+    const groups = new Map<string, T[]>();
+    for (const item of items) {
+      const node = nodeOfSlot(this.opts.client, keySlot(this.opts.keys.dirty(partitionOf(item))));
+      const group = groups.get(node);
+      if (group) group.push(item);
+      else groups.set(node, [item]);
+    }
+    return [...groups.values()];
+  }
+
+  /**
+   * What take() gives for each partition, in order: partitions with entries to claim one by one,
+   * the others in one read a Redis node (stream by stream where that read is refused).
+   */
+  private async takeAll(partitions: readonly number[]): Promise<PromiseSettledResult<RawEntry[]>[]> {
+    const { scripts, consumer, batchSize } = this.opts;
+    const results = new Map<number, PromiseSettledResult<RawEntry[]>>();
+    const settle = async (p: number, read: Promise<RawEntry[]>) => void results.set(p, (await Promise.allSettled([read]))[0]!);
+    const fresh = partitions.filter((p) => !this.toClaim.has(p));
+    await Promise.all([
+      ...partitions.filter((p) => this.toClaim.has(p)).map((p) => settle(p, this.take(p))),
+      ...this.byNode(fresh, (p) => p).map(async (group) => {
+        if (group.length === 1) return settle(group[0]!, this.read(group[0]!));
+        try {
+          const replies = await scripts.readDirty(group, DIRTY_GROUP, consumer, batchSize);
+          group.forEach((p, i) => results.set(p, { status: 'fulfilled', value: replies[i] ?? [] }));
+        } catch {
+          await Promise.all(group.map((p) => settle(p, this.read(p))));
+        }
+      }),
+    ]);
+    return partitions.map((p) => results.get(p)!);
   }
 
   /** Claimed entries while any are pending, else new ones; [] when there are none. */

@@ -22,6 +22,8 @@ const SCRIPT_FILES = {
   takeOverLease: 'take-over-lease-3.lua',
   heartbeat: 'heartbeat-1.lua',
   ackDirty: 'ack-dirty-1.lua',
+  ackDirties: 'ack-dirties-1.lua',
+  readDirty: 'read-dirty-1.lua',
   readValue: 'read-value-1.lua',
   readValues: 'read-values-1.lua',
   digestKeys: 'digest-keys.lua',
@@ -204,6 +206,22 @@ export class Scripts {
   /** Acknowledges dirty entries and trims what no consumer holds any more. */
   async ackDirty(partition: number, group: string, ids: readonly string[]): Promise<number> {
     return (await this.call.ackDirty(this.keys.dirty(partition), group, ...ids)) as number;
+  }
+
+  /**
+   * New entries of many partitions' dirty streams, all served by one Redis node, in one call
+   * (XREADGROUP each); per partition, in order, [] when none.
+   */
+  async readDirty(partitions: readonly number[], group: string, consumer: string, count: number): Promise<[Buffer, Buffer[]][][]> {
+    const streams = partitions.map((p) => this.keys.dirty(p));
+    return (await this.callBuffer.readDirty(streams[0], group, consumer, count, ...streams)) as [Buffer, Buffer[]][][];
+  }
+
+  /** Acknowledges entries of many partitions' dirty streams, all served by one Redis node, in one call (see ackDirty). */
+  async ackDirties(group: string, acks: readonly { partition: number; ids: readonly string[] }[]): Promise<number> {
+    const args: (string | number)[] = [group];
+    for (const a of acks) args.push(this.keys.dirty(a.partition), a.ids.length, ...a.ids);
+    return (await this.call.ackDirties(this.keys.dirty(acks[0]!.partition), ...args)) as number;
   }
 
   /**
