@@ -8,7 +8,7 @@ import type { Logger } from './logger.js';
 import { coalesceEntries, type DirtyEntry } from './coalescer.js';
 import { DIRTY_FIELDS } from './dirty-writer.js';
 import { DIRTY_GROUP, type Keys } from './keys.js';
-import { backoff, bufferCommand, nodeOfSlot, type RedisClient } from './redis.js';
+import { backoff, bufferCommand, byNode, type RedisClient } from './redis.js';
 import { keySlot } from './slots.js';
 import type { Scripts } from './scripts.js';
 import type { TicketQueue } from './ticket-queue.js';
@@ -181,16 +181,9 @@ export class DirtyReader {
     if (readError !== undefined) throw readError;
   }
 
-  /** Items grouped by the Redis node that serves their partition's dirty stream (one group standalone). */
+  /** Partitions (or items of them) grouped by the Redis node that serves their dirty stream. */
   private byNode<T>(items: readonly T[], partitionOf: (item: T) => number): T[][] {
-    const groups = new Map<string, T[]>();
-    for (const item of items) {
-      const node = nodeOfSlot(this.opts.client, keySlot(this.opts.keys.dirty(partitionOf(item))));
-      const group = groups.get(node);
-      if (group) group.push(item);
-      else groups.set(node, [item]);
-    }
-    return [...groups.values()];
+    return byNode(this.opts.client, items, (item) => keySlot(this.opts.keys.dirty(partitionOf(item))));
   }
 
   /**

@@ -9,13 +9,16 @@
  * keys, the held partition with the most waiting keys is dropped from memory and handed to an
  * exact repair, which finds its changes in Redis itself once Redis takes writes again.
  */
-import { Coalescer } from './coalescer.js';
+import { Coalescer, type DirtyKey } from './coalescer.js';
 import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
-import { backoff, wireArg, type RedisClient } from './redis.js';
+import { backoff, byNode, wireArg, type RedisClient } from './redis.js';
+import type { Scripts } from './scripts.js';
+import { keySlot } from './slots.js';
 
 export interface DirtyWriterOptions {
   client: RedisClient;
+  scripts: Scripts;
   keys: Keys;
   flushIntervalMs: number;
   logger: Logger;
@@ -103,13 +106,25 @@ export class DirtyWriter {
 
   private async append(): Promise<void> {
     const batch = this.pending.drain();
-    const { client, keys } = this.opts;
-    const results = await Promise.allSettled(
-      [...batch].map(async ([partition, dirty]) => {
-        await Promise.all(dirty.map((d) => appendDirty(client, keys, partition, d)));
-        return partition;
+    const { client, keys, scripts } = this.opts;
+    const one = async ([partition, dirty]: [number, DirtyKey[]]) => {
+      await Promise.all(dirty.map((d) => appendDirty(client, keys, partition, d)));
+    };
+    const done = new Map<number, PromiseSettledResult<void>>();
+    const settle = async (entry: [number, DirtyKey[]]) => void done.set(entry[0], (await Promise.allSettled([one(entry)]))[0]!);
+    await Promise.all(
+      byNode(client, batch, ([partition]) => keySlot(keys.dirty(partition))).map(async (group) => {
+        if (group.length === 1) return settle(group[0]!);
+        // One call a node; where it is refused (a slot moved, Redis out of memory), stream by stream.
+        try {
+          await scripts.appendDirty(DIRTY_FIELDS, group.map(([partition, dirty]) => ({ partition, dirty })));
+          for (const [partition] of group) done.set(partition, { status: 'fulfilled', value: undefined });
+        } catch {
+          await Promise.all(group.map(settle));
+        }
       }),
     );
+    const results = [...batch.keys()].map((p) => done.get(p)!);
     let failed = 0;
     [...batch].forEach(([partition, dirty], i) => {
       const result = results[i]!;

@@ -126,6 +126,18 @@ export function defineReadOnlyCommand(client: RedisClient, name: string, definit
   script.Command = readOnly;
 }
 
+/** Items grouped by the master that serves their slot, as far as the client knows (one group standalone). */
+export function byNode<T>(client: RedisClient, items: Iterable<T>, slotOf: (item: T) => number): T[][] {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const node = nodeOfSlot(client, slotOf(item));
+    const group = groups.get(node);
+    if (group) group.push(item);
+    else groups.set(node, [item]);
+  }
+  return [...groups.values()];
+}
+
 /** A command connection to the whole deployment (cluster-aware where needed). */
 export function connect(target: RedisTarget, opts: ConnectOptions = {}): RedisClient {
   const base = nodeOptions(target.settings, {

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
-import { defineReadOnlyCommand, EXACT_KEY_READ, nodeOfSlot, wireArg, type RedisClient } from './redis.js';
+import { byNode, defineReadOnlyCommand, EXACT_KEY_READ, wireArg, type RedisClient } from './redis.js';
 import { keySlot } from './slots.js';
 import type { Keys } from './keys.js';
 import { LeaseCode } from './errors.js';
@@ -23,6 +23,7 @@ const SCRIPT_FILES = {
   heartbeat: 'heartbeat-1.lua',
   ackDirty: 'ack-dirty-1.lua',
   ackDirties: 'ack-dirties-1.lua',
+  appendDirty: 'append-dirty-1.lua',
   readDirty: 'read-dirty-1.lua',
   readValue: 'read-value-1.lua',
   readValues: 'read-values-1.lua',
@@ -217,6 +218,16 @@ export class Scripts {
     return (await this.callBuffer.readDirty(streams[0], group, consumer, count, ...streams)) as [Buffer, Buffer[]][][];
   }
 
+  /** Appends dirty keys to many partitions' dirty streams, all served by one Redis node, in one call; `fields` names the entry's fields. */
+  async appendDirty(fields: { key: string; event: string; at: string }, appends: readonly { partition: number; dirty: readonly { key: Buffer; event: string; at: number }[] }[]): Promise<number> {
+    const args: (string | number | Buffer)[] = [fields.key, fields.event, fields.at];
+    for (const a of appends) {
+      args.push(this.keys.dirty(a.partition), a.dirty.length);
+      for (const d of a.dirty) args.push(wireArg(d.key), d.event, d.at);
+    }
+    return (await this.call.appendDirty(this.keys.dirty(appends[0]!.partition), ...args)) as number;
+  }
+
   /** Acknowledges entries of many partitions' dirty streams, all served by one Redis node, in one call (see ackDirty). */
   async ackDirties(group: string, acks: readonly { partition: number; ids: readonly string[] }[]): Promise<number> {
     const args: (string | number)[] = [group];
@@ -243,19 +254,12 @@ export class Scripts {
    */
   async readValues(keys: readonly Buffer[]): Promise<ValueRead[]> {
     const out = new Array<ValueRead>(keys.length);
-    const byNode = new Map<string, number[]>();
-    const single: number[] = [];
-    keys.forEach((key, i) => {
-      if (!isUtf8(key)) return void single.push(i);
-      const node = nodeOfSlot(this.client, keySlot(key));
-      const group = byNode.get(node);
-      if (group) group.push(i);
-      else byNode.set(node, [i]);
-    });
+    const utf8 = keys.map((_, i) => i).filter((i) => isUtf8(keys[i]!));
+    const single = keys.map((_, i) => i).filter((i) => !isUtf8(keys[i]!));
     const one = async (i: number) => void (out[i] = await this.readValue(keys[i]!));
     await Promise.all([
       ...single.map(one),
-      ...[...byNode.values()].map(async (group) => {
+      ...byNode(this.client, utf8, (i) => keySlot(keys[i]!)).map(async (group) => {
         const names = group.map((i) => keys[i]!.toString('utf8'));
         let replies: [Buffer, Buffer, Buffer | unknown[] | undefined][];
         try {

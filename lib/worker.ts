@@ -190,6 +190,7 @@ export class GeneratorWorker implements WorkerView {
     this.reader = new DirtyReader({ client: this.client, scripts, keys, queue: this.queue, consumer: this.id, batchSize: config.batchSize, roundIntervalMs: config.readIntervalMs, logger });
     this.writer = new DirtyWriter({
       client: this.client,
+      scripts,
       keys,
       flushIntervalMs: config.flushIntervalMs,
       logger,

@@ -58,26 +58,28 @@ describe('scripts on a cluster', () => {
     expect(many.slice(60, 64).map((r) => r.type)).to.deep.equal(['hash', 'list', 'set', 'zset']);
   });
 
-  it('reads and acknowledges the dirty streams of one node in one call each, and refuses streams of two nodes', async () => {
+  it('appends to, reads and acknowledges the dirty streams of one node in one call each, and refuses streams of two nodes', async () => {
     const keys = new Keys(randomPrefix());
     const scripts = new Scripts(redis, keys);
     await redis.ping();
     const node = (p: number) => nodeOfSlot(redis, keySlot(keys.dirty(p)));
     const same = Array.from({ length: 271 }, (_, p) => p).filter((p) => node(p) === node(0)).slice(0, 4);
     const other = Array.from({ length: 271 }, (_, p) => p).find((p) => node(p) !== node(0))!;
-    for (const p of [...same, other]) {
-      await redis.xgroup('CREATE', keys.dirty(p), 'owner', '0', 'MKSTREAM');
-      if (p !== same[3]) for (let i = 0; i < 3; i++) await redis.xadd(keys.dirty(p), '*', 'k', `key${p}:${i}`);
-    }
+    for (const p of [...same, other]) await redis.xgroup('CREATE', keys.dirty(p), 'owner', '0', 'MKSTREAM');
+    const dirty = (p: number) => Array.from({ length: 3 }, (_, i) => ({ key: Buffer.from(`key${p}:${i}`), event: 'set', at: 1000 + i }));
+    const fields = { key: 'k', event: 'e', at: 't' };
+    expect(await scripts.appendDirty(fields, same.slice(0, 3).map((p) => ({ partition: p, dirty: dirty(p) })))).to.equal(9);
     const read = await scripts.readDirty(same, 'owner', 'me', 2);
     expect(read.map((entries) => entries.length)).to.deep.equal([2, 2, 2, 0]);
-    expect(read[0]![0]![1].map(String)).to.deep.equal(['k', `key${same[0]}:0`]);
+    expect(read[0]![0]![1].map(String)).to.deep.equal(['k', `key${same[0]}:0`, 'e', 'set', 't', '1000']);
     const acked = await scripts.ackDirties('owner', same.slice(0, 3).map((p, i) => ({ partition: p, ids: read[i]!.map(([id]) => id.toString()) })));
     expect(acked).to.equal(6);
     // Acknowledged entries are trimmed: one entry left in each stream read.
     for (const p of same.slice(0, 3)) expect(await redis.xlen(keys.dirty(p))).to.equal(1);
-    let refused: unknown;
-    await scripts.readDirty([same[0]!, other], 'owner', 'me', 2).catch((err: unknown) => (refused = err));
-    expect(String(refused)).to.match(/non local key|slot/i);
+    for (const call of [() => scripts.readDirty([same[0]!, other], 'owner', 'me', 2), () => scripts.appendDirty(fields, [same[0]!, other].map((p) => ({ partition: p, dirty: dirty(p) })))]) {
+      let refused: unknown;
+      await call().catch((err: unknown) => (refused = err));
+      expect(String(refused)).to.match(/non local key|slot/i);
+    }
   });
 });

@@ -1,0 +1,27 @@
+#!lua flags=allow-cross-slot-keys
+--[[
+  Append dirty keys to many dirty streams of one Redis node in one call, an XADD each: under a
+  steady load a flush finds a key or two per partition, and would otherwise cost a command per
+  key. The streams are of many slots, all served by the node the call goes to; only the first is
+  declared (see lua/renew-leases-1.lua). A refused call is appended stream by stream
+  (lib/dirty-writer.ts).
+
+  Input:
+    KEYS[1]   the first stream (routing)
+    ARGV[1..3] the entry's field names: of the key, of its last event, of the time it was seen
+    ARGV[4..] per stream: its name, the number of dirty keys that follow, then per key: the
+              key, its last event, the time it was seen (epoch ms)
+
+  Output:
+    number of entries appended
+]]
+local appended, i = 0, 4
+while i <= #ARGV do
+  local stream, n = ARGV[i], tonumber(ARGV[i + 1])
+  for j = i + 2, i + 1 + 3 * n, 3 do
+    redis.call('XADD', stream, '*', ARGV[1], ARGV[j], ARGV[2], ARGV[j + 1], ARGV[3], ARGV[j + 2])
+  end
+  appended = appended + n
+  i = i + 2 + 3 * n
+end
+return appended
