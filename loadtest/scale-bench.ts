@@ -66,6 +66,17 @@ function topCalls(before: Awaited<ReturnType<typeof masterCounters>>, after: Awa
     .join(', ');
 }
 
+/** The promise's value, or an error naming what did not come within the deadline: the bench never hangs. */
+async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)));
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 const ratio = (values: number[]) => Math.max(...values) / (values.reduce((x, y) => x + y, 0) / values.length);
 
 try {
@@ -90,11 +101,11 @@ try {
       const cpu0 = workers.map((w) => cpuMs(w.pid!));
       const m0 = await masterCounters();
       const writer = spawn(process.execPath, [here('./writer.js'), '--url', url, '--prefix', prefix, '--rate', String(rate), '--writes', String(writes), '--duration-ms', String((writes / rate) * 1000), '--keys', '10000', '--out', join(out, `${prefix}.json`)], { stdio: ['ignore', 'ignore', 'inherit'] });
-      const code = await new Promise((r) => writer.on('exit', r));
+      const code = await within((writes / rate) * 1000 + 60000, 'the load writer to finish', new Promise((r) => writer.on('exit', r)));
       if (code !== 0) throw new Error(`the load writer exited with ${String(code)}`);
       const drained = Date.now() + 120000;
       for (;;) {
-        const jobs = Object.values(await jobCounts(queues, 'wait', 'active', 'delayed', 'prioritized'));
+        const jobs = Object.values(await within(10000, 'the ticket queues\' job counts', jobCounts(queues, 'wait', 'active', 'delayed', 'prioritized')));
         const backlog = (await Promise.all(Array.from({ length: 271 }, (_, p) => redis.xlen(keys.dirty(p))))).reduce((x, y) => x + y, 0) + jobs.reduce((x, y) => x + y, 0);
         if (backlog === 0) break;
         if (Date.now() > drained) throw new Error(`backlog ${backlog} not drained within 120 s`);
@@ -111,7 +122,11 @@ try {
     } finally {
       await Promise.all(queues.map((q) => q.close()));
       workers.forEach((w) => w.kill('SIGTERM'));
-      await Promise.all(workers.map((w) => new Promise((r) => (w.exitCode !== null ? r(null) : w.once('exit', r)))));
+      // A worker's own shutdown deadline is 30 s; past it the bench says so and kills it.
+      await within(40000, 'the workers to exit after SIGTERM', Promise.all(workers.map((w) => new Promise((r) => (w.exitCode !== null ? r(null) : w.once('exit', r)))))).catch((err: unknown) => {
+        process.stderr.write(`${String(err)}\n`);
+        workers.forEach((w) => w.kill('SIGKILL'));
+      });
     }
   }
 } finally {
