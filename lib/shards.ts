@@ -34,9 +34,3 @@ export function shardOfSlot(slot: number, count: number): number {
   // The last i whose range starts at or before the slot: floor(i·N/count) <= slot.
   return Math.floor(((slot + 1) * count - 1) / SLOT_COUNT);
 }
-
-/** The shards of `count` that take what belongs to the slots first..last. */
-export function shardsOfSlots(first: number, last: number, count: number): number[] {
-  const from = shardOfSlot(first, count);
-  return Array.from({ length: shardOfSlot(last, count) - from + 1 }, (_, i) => from + i);
-}

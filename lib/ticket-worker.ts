@@ -36,18 +36,10 @@ export interface TicketWorkerOptions {
   watch: string;
 }
 
-/**
- * Emits 'written' (tickets) once a job's tickets are in the sink. Consumes only the queue shards
- * its partitions' keys go to (consume()): with every worker on every shard, each job woke them
- * all, and that herd grew with the workers.
- */
+/** Emits 'written' (tickets) once a job's tickets are in the sink. */
 export class TicketWorker extends EventEmitter {
-  /** The BullMQ worker of each queue shard consumed now, sharing the concurrency. */
-  private readonly workers = new Map<number, Worker<TicketJobData, number>>();
-  /** Workers of shards given up, finishing their active jobs. */
-  private readonly closing = new Set<Promise<void>>();
-  private readonly tags: string[];
-  private stopped = false;
+  /** One BullMQ worker a queue shard, sharing the concurrency. */
+  readonly workers: Worker<TicketJobData, number>[];
   /** Tickets written so far. */
   made = 0;
   /** Jobs that failed their last attempt: their keys converge through reconciliation. */
@@ -58,47 +50,23 @@ export class TicketWorker extends EventEmitter {
     super();
     const matches = globMatcher(opts.watch);
     this.watched = (key) => !opts.keys.isOwn(key) && matches(key);
-    this.tags = queueShardTags(opts.shards);
-  }
-
-  /** Queue shards consumed now. */
-  get consumed(): number[] {
-    return [...this.workers.keys()].sort((a, b) => a - b);
-  }
-
-  /**
-   * Consumes exactly these queue shards: the ones the keys of the partitions this worker holds
-   * go to. A shard given up finishes its active jobs; what waits in it goes to the shard's other
-   * consumers, the holders of its partitions.
-   */
-  consume(shards: Iterable<number>): void {
-    if (this.stopped) return;
-    const wanted = new Set(shards);
-    for (const [shard, worker] of this.workers) {
-      if (wanted.has(shard)) continue;
-      this.workers.delete(shard);
-      const closed = worker.close().catch((err: unknown) => {
-        this.opts.logger.warn('ticket worker close failed', { shard, err: String(err) });
-      });
-      this.closing.add(closed);
-      void closed.finally(() => this.closing.delete(closed));
+    const tags = queueShardTags(opts.shards);
+    this.workers = tags.map(
+      (tag) =>
+        new Worker<TicketJobData, number>(TICKET_QUEUE, (job) => this.process(job), {
+          connection: opts.connection,
+          prefix: opts.keys.queuePrefix(tag),
+          concurrency: Math.max(1, Math.ceil(opts.concurrency / tags.length)),
+          lockDuration: opts.lockDurationMs,
+          stalledInterval: opts.lockDurationMs,
+          maxStalledCount: 1000,
+          autorun: false,
+        }),
+    );
+    for (const worker of this.workers) {
+      worker.on('failed', (job, err) => this.failed(job, err));
+      worker.on('error', (err) => opts.logger.warn('ticket worker error', { err: err.message }));
     }
-    for (const shard of wanted) if (!this.workers.has(shard)) this.workers.set(shard, this.run(shard));
-  }
-
-  private run(shard: number): Worker<TicketJobData, number> {
-    const { opts } = this;
-    const worker = new Worker<TicketJobData, number>(TICKET_QUEUE, (job) => this.process(job), {
-      connection: opts.connection,
-      prefix: opts.keys.queuePrefix(this.tags[shard]),
-      concurrency: Math.max(1, Math.ceil(opts.concurrency / this.tags.length)),
-      lockDuration: opts.lockDurationMs,
-      stalledInterval: opts.lockDurationMs,
-      maxStalledCount: 1000,
-    });
-    worker.on('failed', (job, err) => this.failed(job, err));
-    worker.on('error', (err) => opts.logger.warn('ticket worker error', { shard, err: err.message }));
-    return worker;
   }
 
   private failed(job: Job<TicketJobData, number> | undefined, err: Error): void {
@@ -114,12 +82,13 @@ export class TicketWorker extends EventEmitter {
     scripts.recordTickets(failed).catch((e: unknown) => logger.warn('could not record failed tickets in the index', { job: job.id, err: String(e) }));
   }
 
+  start(): void {
+    for (const worker of this.workers) void worker.run();
+  }
+
   /** Stops taking jobs and waits for the active ones. */
   async close(): Promise<void> {
-    this.stopped = true;
-    const open = [...this.workers.values()];
-    this.workers.clear();
-    await Promise.all([...open.map((w) => w.close()), ...this.closing]);
+    await Promise.all(this.workers.map((w) => w.close()));
   }
 
   private async process(job: Job<TicketJobData, number>): Promise<number> {

@@ -26,7 +26,6 @@ import { claimSinkLayout, loadSink, StreamSink, type Ticket } from './sink.js';
 import { keySlot, partitionOfSlot, slotRangeOfPartition } from './slots.js';
 import { TicketQueue } from './ticket-queue.js';
 import { TicketWorker } from './ticket-worker.js';
-import { shardsOfSlots } from './shards.js';
 import type { WorkerSnapshot, WorkerStats, WorkerView } from './worker-view.js';
 import { lookupKey, type KeyLocation } from './cluster-info.js';
 
@@ -149,11 +148,6 @@ export class GeneratorWorker implements WorkerView {
     return lookupKey(this.client, this.target, this.keys, this.config.partitions, key);
   }
 
-  /** Queue shards whose ticket jobs this worker runs now. */
-  consumedShards(): number[] {
-    return this.tickets.consumed;
-  }
-
   /** Partitions whose events this worker forwards now. */
   ownedPartitions(): number[] {
     return [...this.leases.held.keys()].sort((a, b) => a - b);
@@ -272,6 +266,7 @@ export class GeneratorWorker implements WorkerView {
     if (config.httpPort !== null) this.http = await startHttpServer(this, config.httpPort, config.httpHost, logger);
     await this.client.hset(keys.memberInfo(), this.id, JSON.stringify({ host: hostname(), pid: process.pid, startedAt: Date.now(), httpPort: this.http?.port ?? null }));
     this.leases.start();
+    this.tickets.start();
     this.reconciler.start();
     await this.balance();
     this.timers.push(
@@ -368,19 +363,8 @@ export class GeneratorWorker implements WorkerView {
     }
   }
 
-  /** The ticket jobs of a partition's keys go to the queue shards of its slots: consume those of the partitions held. */
-  private consumeShards(): void {
-    const shards = new Set<number>();
-    for (const p of this.leases.held.keys()) {
-      const { first, last } = slotRangeOfPartition(p, this.config.partitions);
-      for (const shard of shardsOfSlots(first, last, this.config.queueShards)) shards.add(shard);
-    }
-    this.tickets.consume(shards);
-  }
-
   private startForwarding(partition: number, from: string | null, token: number, how: 'acquired' | 'taken-over'): void {
     this.forwarding[partition] = 1;
-    this.consumeShards();
     this.reader.own(partition).catch((err: unknown) => this.logger.warn('dirty stream setup failed', { partition, err: String(err) }));
     this.logger.debug('partition acquired', { partition, token, from, how });
     void publishEvent(this.client, this.keys, { type: 'moved', partition, from, to: this.id, token, how }).catch(() => undefined);
@@ -406,7 +390,6 @@ export class GeneratorWorker implements WorkerView {
   private stopForwarding(partition: number): void {
     this.forwarding[partition] = 0;
     this.reader.disown(partition);
-    this.consumeShards();
   }
 
   /**
