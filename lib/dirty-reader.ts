@@ -188,7 +188,7 @@ export class DirtyReader {
 
   /**
    * What take() gives for each partition, in order: partitions with entries to claim one by one,
-   * the others in one read a Redis node (stream by stream where that read is refused).
+   * the others in one read a Redis node (claim, then stream by stream, where that read is refused).
    */
   private async takeAll(partitions: readonly number[]): Promise<PromiseSettledResult<RawEntry[]>[]> {
     const { scripts, consumer, batchSize } = this.opts;
@@ -203,7 +203,9 @@ export class DirtyReader {
           const replies = await scripts.readDirty(group, DIRTY_GROUP, consumer, batchSize);
           group.forEach((p, i) => results.set(p, { status: 'fulfilled', value: replies[i] ?? [] }));
         } catch {
-          await Promise.all(group.map((p) => settle(p, this.read(p))));
+          // A call refused midway may have delivered some streams' entries: claim them first.
+          for (const p of group) this.toClaim.add(p);
+          await Promise.all(group.map((p) => settle(p, this.take(p))));
         }
       }),
     ]);

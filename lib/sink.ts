@@ -1,6 +1,6 @@
 /**
  * Where tickets go. By default every ticket is appended to a stream of the sink (one, or one
- * per shard: README, "The sink") with the fields of the sink contract, and recorded in the
+ * per shard: README, "The sink contract") with the fields of the sink contract, and recorded in the
  * ticket index in the same script call. A handler module (TG_HANDLER) can replace the default
  * sink or extend it: it receives each batch of tickets and the default sink, which it may call
  * or not; the ticket worker then records the index itself.
@@ -8,7 +8,7 @@
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { ConfigError, HandlerError } from './errors.js';
-import type { Keys } from './keys.js';
+import { Keys } from './keys.js';
 import type { Logger } from './logger.js';
 import { wireArg, type RedisClient } from './redis.js';
 import type { Scripts } from './scripts.js';
@@ -83,9 +83,10 @@ export class StreamSink implements Sink {
  */
 export async function claimSinkLayout(client: RedisClient, scripts: Scripts, keys: Keys): Promise<void> {
   const mine = keys.sinkStreams();
-  if (mine.length > 1 && (await client.exists(keys.sinkLayout())) === 0 && (await client.exists(`${keys.prefix}:tickets`)) === 1) {
+  const unsharded = new Keys(keys.prefix).tickets();
+  if (mine.length > 1 && (await client.exists(keys.sinkLayout())) === 0 && (await client.exists(unsharded)) === 1) {
     throw new ConfigError([
-      `TG_SINK_SHARDS=${mine.length}: prefix '${keys.prefix}' has tickets in the unsharded sink stream ${keys.prefix}:tickets ` +
+      `TG_SINK_SHARDS=${mine.length}: prefix '${keys.prefix}' has tickets in the unsharded sink stream ${unsharded} ` +
         `(written before sink shards existed); set TG_SINK_SHARDS=1 to keep writing there, or use a new TG_PREFIX`,
     ]);
   }
