@@ -130,6 +130,11 @@ describe('operators: CLI, probes and metrics', function () {
     for (const w of workers) expect(w.logs.find((l) => l.message === 'http listening')?.host).to.equal('127.0.0.1');
     expect((await get(workers[0]!, '/healthz')).status).to.equal(200);
     expect((await get(workers[0]!, '/nope')).status).to.equal(404);
+    // A request that fails inside (a key that is not valid URL encoding) says nothing of why.
+    const failed = await get(workers[0]!, '/lookup/%E0%A4%A');
+    expect(failed.status).to.equal(500);
+    expect(await failed.text()).to.equal('internal error\n');
+    await workers[0]!.waitForLog('http request failed');
   });
 
   it('keeps following events after a malformed one', async () => {
