@@ -1,6 +1,6 @@
 /**
- * What the HTTP endpoints and the metrics see of a worker: a narrow view, so neither imports the
- * worker (and the worker, which starts them, imports neither's idea of it).
+ * What the HTTP endpoints and the metrics see of a worker: a narrow view, so that neither imports
+ * the worker; the worker imports them, never the other way round.
  */
 import type { KeyLocation } from './cluster-info.js';
 
