@@ -124,10 +124,9 @@ export class DirtyWriter {
         }
       }),
     );
-    const results = [...batch.keys()].map((p) => done.get(p)!);
     let failed = 0;
-    [...batch].forEach(([partition, dirty], i) => {
-      const result = results[i]!;
+    for (const [partition, dirty] of batch) {
+      const result = done.get(partition)!;
       if (result.status === 'fulfilled') {
         this.appended += dirty.length;
         this.opts.onAppended(partition);
@@ -138,7 +137,7 @@ export class DirtyWriter {
         this.pending.restore(partition, dirty);
         if (failed === 1) this.opts.logger.warn('dirty append failed; retrying', { partition, err: String(result.reason) });
       }
-    });
+    }
     this.failures = failed > 0 ? this.failures + 1 : 0;
     this.bound();
   }

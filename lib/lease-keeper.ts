@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
+import { groupBy } from './group-by.js';
 import type { Logger } from './logger.js';
 import type { Keys } from './keys.js';
 import type { RedisClient } from './redis.js';
@@ -102,15 +103,8 @@ export class LeaseKeeper extends EventEmitter {
         if (++failed === 1) logger.warn('lease renewal failed', { partition, err: String(err) });
       }
     };
-    const byNode = new Map<string, [number, HeldLease][]>();
-    for (const entry of this.held) {
-      const node = nodeOf(entry[0]);
-      const group = byNode.get(node);
-      if (group) group.push(entry);
-      else byNode.set(node, [entry]);
-    }
     await Promise.all(
-      [...byNode.values()].map(async (group) => {
+      [...groupBy(this.held, ([partition]) => nodeOf(partition)).values()].map(async (group) => {
         let replies: (number | null)[];
         try {
           replies = await scripts.renewLeases(group.map(([partition, lease]) => ({ partition, token: lease.token, heardUpTo: this.opts.coverageMark(partition) })), workerId, ttlMs);

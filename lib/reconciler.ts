@@ -22,6 +22,7 @@
  */
 import type { Redis } from 'ioredis';
 import { globMatcher } from './glob.js';
+import { groupBy } from './group-by.js';
 import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
@@ -300,15 +301,8 @@ export class Reconciler {
     do {
       const [next, keys] = (await conn.scanBuffer(cursor, 'MATCH', this.opts.watch, 'COUNT', BATCH)) as unknown as [Buffer, Buffer[]];
       cursor = next.toString();
-      const byPartition = new Map<number, Buffer[]>();
-      for (const k of keys) {
-        const p = partitionOfSlot(keySlot(k), this.opts.partitions);
-        if (!wanted.has(p)) continue;
-        const group = byPartition.get(p);
-        if (group) group.push(k);
-        else byPartition.set(p, [k]);
-      }
-      for (const [p, group] of byPartition) await this.forward(p, group, mode, untrusted);
+      const byPartition = groupBy(keys, (k) => partitionOfSlot(keySlot(k), this.opts.partitions));
+      for (const [p, group] of byPartition) if (wanted.has(p)) await this.forward(p, group, mode, untrusted);
       await this.pace(Math.max(1, keys.length), mode);
     } while (cursor !== '0');
     for (const p of partitions) await this.backward(p, mode, untrusted);
@@ -428,13 +422,7 @@ export class Reconciler {
   private async digests(keys: readonly Buffer[]): Promise<string[]> {
     if (keys.length === 0) return [];
     if (!this.opts.target.cluster) return this.node(0).scripts.digestKeys(keys);
-    const bySlot = new Map<number, number[]>();
-    keys.forEach((k, i) => {
-      const slot = keySlot(k);
-      const at = bySlot.get(slot);
-      if (at) at.push(i);
-      else bySlot.set(slot, [i]);
-    });
+    const bySlot = groupBy(keys.keys(), (i) => keySlot(keys[i]!));
     const out = new Array<string>(keys.length);
     await Promise.all(
       [...bySlot].map(async ([slot, at]) => {
@@ -452,13 +440,7 @@ export class Reconciler {
    */
   private async keysInSlots(first: number, last: number): Promise<Buffer[][]> {
     const out: Buffer[][] = [];
-    const byNode = new Map<Redis, number[]>();
-    for (let slot = first; slot <= last; slot++) {
-      const { conn } = this.node(slot);
-      const slots = byNode.get(conn);
-      if (slots) slots.push(slot);
-      else byNode.set(conn, [slot]);
-    }
+    const byNode = groupBy(Array.from({ length: last - first + 1 }, (_, i) => first + i), (slot) => this.node(slot).conn);
     await Promise.all(
       [...byNode].map(async ([conn, slots]) => {
         const pipeline = conn.pipeline();

@@ -8,6 +8,7 @@ import { setTimeout } from 'node:timers/promises';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { RedisEndpoint, RedisSettings } from './config.js';
 import { RedisUnavailableError } from './errors.js';
+import { groupBy } from './group-by.js';
 import type { Logger } from './logger.js';
 import { SLOT_COUNT } from './slots.js';
 
@@ -128,14 +129,7 @@ export function defineReadOnlyCommand(client: RedisClient, name: string, definit
 
 /** Items grouped by the master that serves their slot, as far as the client knows (one group standalone). */
 export function byNode<T>(client: RedisClient, items: Iterable<T>, slotOf: (item: T) => number): T[][] {
-  const groups = new Map<string, T[]>();
-  for (const item of items) {
-    const node = nodeOfSlot(client, slotOf(item));
-    const group = groups.get(node);
-    if (group) group.push(item);
-    else groups.set(node, [item]);
-  }
-  return [...groups.values()];
+  return [...groupBy(items, (item) => nodeOfSlot(client, slotOf(item))).values()];
 }
 
 /** A command connection to the whole deployment (cluster-aware where needed). */

@@ -10,6 +10,7 @@ import { byNode, defineReadOnlyCommand, EXACT_KEY_READ, wireArg, type RedisClien
 import { keySlot } from './slots.js';
 import type { Keys } from './keys.js';
 import { LeaseCode } from './errors.js';
+import { groupBy } from './group-by.js';
 
 const LUA_DIR = new URL('../lua/', import.meta.url);
 
@@ -285,15 +286,8 @@ export class Scripts {
 
   /** Records index entries (only where newer than what is recorded): a call a sink shard. Returns how many were written. */
   async recordTickets(entries: readonly IndexRecord[]): Promise<number> {
-    const byShard = new Map<number, IndexRecord[]>();
-    for (const e of entries) {
-      const shard = this.keys.sinkShardOf(e.partition);
-      let group = byShard.get(shard);
-      if (!group) byShard.set(shard, (group = []));
-      group.push(e);
-    }
     const written = await Promise.all(
-      [...byShard.values()].map(async (group) => {
+      [...groupBy(entries, (e) => this.keys.sinkShardOf(e.partition)).values()].map(async (group) => {
         const indexes = new IndexPositions(this.keys, 1);
         const args: (string | Buffer | number)[] = [];
         for (const e of group) args.push(indexes.of(e.partition), wireArg(e.key), e.seq, e.digest);

@@ -8,6 +8,7 @@
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { ConfigError, HandlerError } from './errors.js';
+import { groupBy } from './group-by.js';
 import { Keys } from './keys.js';
 import type { Logger } from './logger.js';
 import { wireArg, type RedisClient } from './redis.js';
@@ -64,15 +65,12 @@ export class StreamSink implements Sink {
   ) {}
 
   async write(tickets: readonly Ticket[]): Promise<void> {
-    const byShard = new Map<number, Parameters<Scripts['appendTickets']>[1][number][]>();
-    for (const t of tickets) {
-      const fields = ticketFields(t);
-      const shard = this.keys.sinkShardOf(t.partition);
-      let batch = byShard.get(shard);
-      if (!batch) byShard.set(shard, (batch = []));
-      batch.push({ partition: t.partition, key: t.key, seq: t.seq, digest: t.digest, fields });
-    }
-    await Promise.all([...byShard].map(([shard, batch]) => this.scripts.appendTickets(shard, batch, this.maxLen)));
+    const byShard = groupBy(tickets, (t) => this.keys.sinkShardOf(t.partition));
+    await Promise.all(
+      [...byShard].map(([shard, batch]) =>
+        this.scripts.appendTickets(shard, batch.map((t) => ({ partition: t.partition, key: t.key, seq: t.seq, digest: t.digest, fields: ticketFields(t) })), this.maxLen),
+      ),
+    );
   }
 }
 
