@@ -23,7 +23,7 @@ export interface DirtyWriterOptions {
   flushIntervalMs: number;
   logger: Logger;
   /** Called after entries were appended to a partition's stream. */
-  onAppended: (partition: number) => void;
+  onAppended: (partition: number, entries: number) => void;
   /** Most keys kept in memory (TG_MAX_PENDING_KEYS). */
   maxPending: number;
   /** Whether this worker holds the partition (only a held partition's keys can be left to its repair). */
@@ -129,7 +129,7 @@ export class DirtyWriter {
       const result = done.get(partition)!;
       if (result.status === 'fulfilled') {
         this.appended += dirty.length;
-        this.opts.onAppended(partition);
+        this.opts.onAppended(partition, dirty.length);
       } else {
         failed++;
         this.failedAppends++;

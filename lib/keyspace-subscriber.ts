@@ -31,8 +31,12 @@ export interface SubscriberOptions {
   refreshIntervalMs?: number;
 }
 
-/** How often each subscribed connection is pinged to learn what it has heard. */
-export const HEARD_PING_MS = 100;
+/**
+ * How often each subscribed connection is pinged to learn what it has heard. The watermark is
+ * read by each lease renewal (a third of the TTL by default): pinging much more often than that
+ * only costs an idle worker round trips.
+ */
+export const HEARD_PING_MS = 250;
 
 interface NodeSubscription {
   name: string;

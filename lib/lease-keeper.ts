@@ -10,7 +10,7 @@ import { groupBy } from './group-by.js';
 import type { Logger } from './logger.js';
 import type { Keys } from './keys.js';
 import type { RedisClient } from './redis.js';
-import type { Acquired, Scripts, TakenOver } from './scripts.js';
+import { Scripts, type Acquired, type TakenOver } from './scripts.js';
 
 export interface LeaseKeeperOptions {
   scripts: Scripts;
@@ -40,14 +40,10 @@ export interface LeaseState {
   offer: string | null;
 }
 
-/** Reads the lease of every partition (one auto-pipelined HMGET each). */
-export async function readLeases(client: RedisClient, keys: Keys, partitions: number): Promise<LeaseState[]> {
-  return Promise.all(
-    Array.from({ length: partitions }, async (_, p) => {
-      const [owner, token, offer] = await client.hmget(keys.lease(p), 'owner', 'token', 'offer');
-      return { owner: owner ?? null, token: Number(token ?? 0), offer: offer || null };
-    }),
-  );
+/** Reads the lease of every partition: one script call a Redis node. */
+export async function readLeases(client: RedisClient, keys: Keys, partitions: number, scripts = new Scripts(client, keys)): Promise<LeaseState[]> {
+  const read = await scripts.readLeases([...Array(partitions).keys()]);
+  return read.map(([owner, token, offer]) => ({ owner: owner ?? null, token: Number(token ?? 0), offer: offer || null }));
 }
 
 /** Emits 'lost' (partition, reason) and 'renewed' (ms the round took). */

@@ -80,6 +80,12 @@ export interface ConnectOptions {
   connectionName?: string;
   /** Batch the commands of one tick per node; off for BullMQ, whose blocking commands would hold a batch. */
   autoPipelining?: boolean;
+  /**
+   * Cluster only: whether the client also reads the slot map every 5 s, not only when Redis
+   * answers MOVED or a connection closes. Each such read opens a connection of its own; one
+   * client a worker doing it is enough.
+   */
+  periodicSlotsRefresh?: boolean;
 }
 
 /**
@@ -132,6 +138,28 @@ export function byNode<T>(client: RedisClient, items: Iterable<T>, slotOf: (item
   return [...groupBy(items, (item) => nodeOfSlot(client, slotOf(item))).values()];
 }
 
+/**
+ * One call a Redis node for the items it serves (`batch`: a reply per item, in order), item by
+ * item (`single`) where a node's call is refused (a slot moved since the client last looked):
+ * the replies in the items' order.
+ */
+export async function perNode<T, R>(client: RedisClient, items: readonly T[], slotOf: (item: T) => number, batch: (group: T[]) => Promise<R[]>, single: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  const one = async (i: number) => void (out[i] = await single(items[i]!));
+  await Promise.all(
+    byNode(client, items.keys(), (i) => slotOf(items[i]!)).map(async (group) => {
+      let replies: R[];
+      try {
+        replies = await batch(group.map((i) => items[i]!));
+      } catch {
+        return void (await Promise.all(group.map(one)));
+      }
+      group.forEach((i, j) => (out[i] = replies[j]!));
+    }),
+  );
+  return out;
+}
+
 /** A command connection to the whole deployment (cluster-aware where needed). */
 export function connect(target: RedisTarget, opts: ConnectOptions = {}): RedisClient {
   const base = nodeOptions(target.settings, {
@@ -144,7 +172,7 @@ export function connect(target: RedisTarget, opts: ConnectOptions = {}): RedisCl
       enableAutoPipelining: opts.autoPipelining ?? true,
       autoPipeliningIgnoredCommands: NOT_AUTO_PIPELINED,
       clusterRetryStrategy: backoff,
-      slotsRefreshInterval: 5000,
+      slotsRefreshInterval: opts.periodicSlotsRefresh === false ? 0 : 5000,
       maxRedirections: 32,
     };
     return new Cluster(target.settings.seeds.map((s) => ({ host: s.host, port: s.port })), options);

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
-import { byNode, defineReadOnlyCommand, EXACT_KEY_READ, wireArg, type RedisClient } from './redis.js';
+import { defineReadOnlyCommand, EXACT_KEY_READ, perNode, wireArg, type RedisClient } from './redis.js';
 import { keySlot } from './slots.js';
 import type { Keys } from './keys.js';
 import { LeaseCode } from './errors.js';
@@ -28,6 +28,7 @@ const SCRIPT_FILES = {
   readDirty: 'read-dirty-1.lua',
   readValue: 'read-value-1.lua',
   readValues: 'read-values-1.lua',
+  readLeases: 'read-leases-1.lua',
   digestKeys: 'digest-keys.lua',
   recordTickets: 'record-tickets.lua',
   appendTickets: 'append-tickets.lua',
@@ -255,26 +256,43 @@ export class Scripts {
    */
   async readValues(keys: readonly Buffer[]): Promise<ValueRead[]> {
     const out = new Array<ValueRead>(keys.length);
-    const utf8 = keys.map((_, i) => i).filter((i) => isUtf8(keys[i]!));
-    const single = keys.map((_, i) => i).filter((i) => !isUtf8(keys[i]!));
-    const one = async (i: number) => void (out[i] = await this.readValue(keys[i]!));
-    await Promise.all([
-      ...single.map(one),
-      ...byNode(this.client, utf8, (i) => keySlot(keys[i]!)).map(async (group) => {
+    const utf8 = [...keys.keys()].filter((i) => isUtf8(keys[i]!));
+    const viaNodes = perNode(
+      this.client,
+      utf8,
+      (i) => keySlot(keys[i]!),
+      async (group) => {
         const names = group.map((i) => keys[i]!.toString('utf8'));
-        let replies: [Buffer, Buffer, Buffer | unknown[] | undefined][];
-        try {
-          replies = (await this.callBuffer.readValues(names[0], ...names)) as typeof replies;
-        } catch {
-          return void (await Promise.all(group.map(one)));
-        }
-        group.forEach((i, j) => {
-          const [type, digest, value] = replies[j]!;
-          out[i] = { type: type.toString(), digest: digest.toString(), value: value ?? undefined };
-        });
+        const replies = (await this.callBuffer.readValues(names[0], ...names)) as [Buffer, Buffer, Buffer | unknown[] | undefined][];
+        return replies.map(([type, digest, value]) => ({ type: type.toString(), digest: digest.toString(), value: value ?? undefined }));
+      },
+      (i) => this.readValue(keys[i]!),
+    );
+    await Promise.all([
+      viaNodes.then((values) => utf8.forEach((i, j) => (out[i] = values[j]!))),
+      ...keys.map(async (key, i) => {
+        if (!isUtf8(key)) out[i] = await this.readValue(key);
       }),
     ]);
     return out;
+  }
+
+  /**
+   * Owner, token and offer of each partition's lease (null where absent), one call a Redis node
+   * (lua/read-leases-1.lua).
+   */
+  async readLeases(partitions: readonly number[]): Promise<(string | null)[][]> {
+    const k = this.keys;
+    return perNode(
+      this.client,
+      partitions,
+      (p) => keySlot(k.lease(p)),
+      async (group) => {
+        const names = group.map((p) => k.lease(p));
+        return (await this.call.readLeases(names[0]!, ...names)) as (string | null)[][];
+      },
+      (p) => this.client.hmget(k.lease(p), 'owner', 'token', 'offer'),
+    );
   }
 
   /** Digests of what the keys hold now ('' for a missing key); in a cluster all of one slot. */

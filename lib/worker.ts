@@ -158,7 +158,8 @@ export class GeneratorWorker implements WorkerView {
     const target = (this.target = await waitForTarget(config.redis, config.connectTimeoutMs, logger, this.starting.signal));
     logger.info('starting', { redis: config.redis.display, cluster: target.cluster, partitions: config.partitions, watch: config.watch });
     this.client = connect(target, { connectionName: `tg-${this.id}` });
-    this.bullClient = connect(target, { maxRetriesPerRequest: null, connectionName: `tg-${this.id}-bull`, autoPipelining: false });
+    // BullMQ duplicates this client for each blocking connection: none of them refreshes the slot map on a timer.
+    this.bullClient = connect(target, { maxRetriesPerRequest: null, connectionName: `tg-${this.id}-bull`, autoPipelining: false, periodicSlotsRefresh: false });
     this.client.on('error', (err: Error) => logger.debug('redis error', { err: err.message }));
     this.client.on('reconnecting', () => this.stats.redisReconnects++);
     this.bullClient.on('error', (err: Error) => logger.debug('redis error (queue)', { err: err.message }));
@@ -181,14 +182,14 @@ export class GeneratorWorker implements WorkerView {
       shards: config.queueShards,
       watch: config.watch,
     });
-    this.reader = new DirtyReader({ client: this.client, scripts, keys, queue: this.queue, consumer: this.id, batchSize: config.batchSize, roundIntervalMs: config.readIntervalMs, logger });
+    this.reader = new DirtyReader({ client: this.client, scripts, keys, queue: this.queue, consumer: this.id, batchSize: config.batchSize, rounds: { intervalMs: config.readIntervalMs, batchKeys: config.readBatchKeys, maxWaitMs: config.readMaxWaitMs }, logger });
     this.writer = new DirtyWriter({
       client: this.client,
       scripts,
       keys,
       flushIntervalMs: config.flushIntervalMs,
       logger,
-      onAppended: (p) => this.reader.poke(p),
+      onAppended: (p, entries) => this.reader.poke(p, entries),
       maxPending: config.maxPendingKeys,
       holds: (p) => this.leases.held.has(p),
       onShed: (p, since) => this.coverage.dropped(p, since),
@@ -250,7 +251,7 @@ export class GeneratorWorker implements WorkerView {
       markDirty: (p, key, event, at) => this.writer.add(p, key, event, at),
     });
 
-    this.control = this.client.duplicate();
+    this.control = connect(target, { connectionName: `tg-${this.id}-control`, periodicSlotsRefresh: false });
     this.control.on('error', (err: Error) => logger.debug('redis error (control)', { err: err.message }));
     this.control.on('message', (channel: string, message: string) => {
       if (channel === keys.gapsChannel()) this.coverage.gapNotice(message).catch((err: unknown) => logger.warn('gap notice not checked', { err: String(err) }));
@@ -327,7 +328,7 @@ export class GeneratorWorker implements WorkerView {
     if (this.settled && !membersChanged && !this.leasesStale && !this.leaving && !due) return;
     this.leasesStale = false;
     this.leasesReadAt = Date.now();
-    const leases = await readLeases(this.client, keys, config.partitions);
+    const leases = await readLeases(this.client, keys, config.partitions, scripts);
     const target = assign({ partitions: config.partitions, members: live, owners: leases.map((l) => l.owner) });
     this.settled = target.every((to, p) => (to === id) === this.leases.held.has(p));
     // Every listener receives every event of its master: listen only where it is needed.
@@ -436,8 +437,7 @@ export class GeneratorWorker implements WorkerView {
     await this.subscriber.stop();
     await this.reconciler.close();
     await this.writer.drain();
-    this.reader.sweep();
-    await this.reader.idle();
+    await this.reader.finish();
     await this.tickets.close();
     await this.leases.stop();
     await Promise.all([...this.leases.held.keys()].map((p) => this.leases.release(p).catch(() => undefined)));

@@ -1,7 +1,8 @@
 /** The lease scripts on a real Redis: exclusivity, fencing tokens, handover. */
 import { expect } from 'chai';
 import { Keys } from '../lib/keys.js';
-import { LeaseKeeper } from '../lib/lease-keeper.js';
+import { Cluster } from 'ioredis';
+import { LeaseKeeper, readLeases } from '../lib/lease-keeper.js';
 import { silentLogger } from '../lib/logger.js';
 import { nodeOfSlot, type RedisClient } from '../lib/redis.js';
 import { Scripts } from '../lib/scripts.js';
@@ -106,6 +107,28 @@ for (const mode of ['standalone', 'cluster'] as const) {
         await scripts.renewLeases(mixed, 'A', 60000).catch((err: unknown) => (refused = err));
         expect(String(refused)).to.match(/non local key|slot/i);
       }
+    });
+
+    it('reads every lease one call a node, each as HMGET reads it', async () => {
+      const held = await Promise.all([3, 100, 200, 270].map((p) => scripts.acquireLease(p, 'A', 10000)));
+      await scripts.offerLease(100, 'A', held[1]!.token, 'B');
+      const roCalls = async () => {
+        const nodes = redis instanceof Cluster ? redis.nodes('master') : [redis];
+        const stats = await Promise.all(nodes.map((n) => n.info('commandstats')));
+        return { nodes: nodes.length, calls: stats.reduce((sum, text) => sum + Number(/cmdstat_evalsha_ro:calls=(\d+)/.exec(text)?.[1] ?? 0), 0) };
+      };
+      await readLeases(redis, keys, 271, scripts); // loads the script on every node
+      const before = await roCalls();
+      const leases = await readLeases(redis, keys, 271, scripts);
+      const after = await roCalls();
+      expect(after.calls - before.calls).to.equal(before.nodes);
+      const expected = await Promise.all(Array.from({ length: 271 }, async (_, p) => {
+        const [owner, token, offer] = await redis.hmget(keys.lease(p), 'owner', 'token', 'offer');
+        return { owner: owner ?? null, token: Number(token ?? 0), offer: offer || null };
+      }));
+      expect(leases).to.deep.equal(expected);
+      expect(leases[100]).to.deep.equal({ owner: 'A', token: held[1]!.token, offer: 'B' });
+      expect(leases.filter((l) => l.owner !== null).length).to.equal(4);
     });
 
     it('keeps leases renewed one by one when the call for their node is refused', async () => {
