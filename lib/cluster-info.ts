@@ -9,6 +9,7 @@ import type { Keys } from './keys.js';
 import { queueShardTags } from './shards.js';
 import { jobCounts, openShards } from './ticket-queue.js';
 import { readLeases } from './lease-keeper.js';
+import { Scripts } from './scripts.js';
 import { sinkStreams } from './ticket-reader.js';
 import { endpointName, masters, type RedisClient, type RedisTarget } from './redis.js';
 import { keySlot, partitionOfSlot, slotRangeOfPartition } from './slots.js';
@@ -88,13 +89,15 @@ async function recentRate(client: RedisClient, stream: string, now: number): Pro
 }
 
 export async function clusterInfo(client: RedisClient, keys: Keys, partitions: number, queueShards: number): Promise<ClusterInfo> {
+  // Made before any command is queued: defining the scripts while an auto-pipeline waits garbles its replies.
+  const scripts = new Scripts(client, keys);
   const now = await redisNow(client);
   const streams = await sinkStreams(client, keys.prefix);
   const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
   const [heartbeats, infos, leases, lengths, ticketsTotal, rate] = await Promise.all([
     client.zrange(keys.members(), 0, -1, 'WITHSCORES'),
     client.hgetall(keys.memberInfo()),
-    readLeases(client, keys, partitions),
+    readLeases(client, keys, partitions, scripts),
     Promise.all(Array.from({ length: partitions }, (_, p) => client.xlen(keys.dirty(p)))),
     Promise.all(streams.map((s) => client.xlen(s))).then(sum),
     Promise.all(streams.map((s) => recentRate(client, s, now))).then(sum),
