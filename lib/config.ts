@@ -49,16 +49,16 @@ export interface Config {
   handler: string | null;
   /** Most dirty keys one ticket job carries. */
   batchSize: number;
-  /** How long the subscriber gathers events before appending them to the dirty streams. */
+  /** Shortest time between two appends of gathered events to the dirty streams. */
   flushIntervalMs: number;
+  /** Gathered keys that are appended at once. */
+  flushKeys: number;
+  /** Longest a gathered key waits for others before it is appended. */
+  flushMaxWaitMs: number;
   /** Most dirty keys a worker keeps in memory while Redis refuses their appends. */
   maxPendingKeys: number;
   /** Shortest time between two reading rounds of the dirty streams an owner holds. */
   readIntervalMs: number;
-  /** Dirty entries waiting that start a reading round at once. */
-  readBatchKeys: number;
-  /** Longest a dirty entry waits for its reading round's batch to fill. */
-  readMaxWaitMs: number;
   /** Deadline of a graceful stop. */
   shutdownTimeoutMs: number;
   /** How long a starting worker waits for an unreachable Redis before it gives up. */
@@ -207,10 +207,10 @@ const SETTINGS: Setting<keyof Config>[] = [
   } }),
   s({ key: 'batchSize', env: 'TG_BATCH_SIZE', flag: '--batch-size', help: 'most dirty keys in one ticket job', fallback: 200, parse: integer(1, 100000) }),
   s({ key: 'readIntervalMs', env: 'TG_READ_INTERVAL_MS', flag: '--read-interval-ms', help: 'shortest time between two reads of the dirty streams an owner holds (longer: bigger ticket jobs, less CPU per write, later tickets)', fallback: 15, parse: integer(0, 10000) }),
-  s({ key: 'readBatchKeys', env: 'TG_READ_BATCH_KEYS', flag: '--read-batch-keys', help: 'dirty keys waiting that start a read of the dirty streams at once; fewer wait up to TG_READ_MAX_WAIT_MS (bigger: bigger ticket jobs, less CPU per write)', fallback: 64, parse: integer(1, 100000) }),
-  s({ key: 'readMaxWaitMs', env: 'TG_READ_MAX_WAIT_MS', flag: '--read-max-wait-ms', help: 'longest a dirty key waits for TG_READ_BATCH_KEYS others before it is read (the freshness a light load gets)', fallback: 100, parse: integer(0, 60000) }),
   s({ key: 'maxPendingKeys', env: 'TG_MAX_PENDING_KEYS', flag: '--max-pending-keys', help: 'most dirty keys kept in memory while Redis refuses their appends (OOM); past it a partition\'s keys are dropped and the partition repaired', fallback: 100000, parse: integer(1) }),
-  s({ key: 'flushIntervalMs', env: 'TG_FLUSH_INTERVAL_MS', flag: '--flush-interval-ms', help: 'how long events gather before they are appended', fallback: 5, parse: integer(0, 10000) }),
+  s({ key: 'flushIntervalMs', env: 'TG_FLUSH_INTERVAL_MS', flag: '--flush-interval-ms', help: 'shortest time between two appends of gathered events to the dirty streams', fallback: 5, parse: integer(0, 10000) }),
+  s({ key: 'flushKeys', env: 'TG_FLUSH_KEYS', flag: '--flush-keys', help: 'gathered keys that are appended at once; fewer wait for others up to TG_FLUSH_MAX_WAIT_MS (bigger: bigger batches and ticket jobs, less CPU per write)', fallback: 64, parse: integer(1, 100000) }),
+  s({ key: 'flushMaxWaitMs', env: 'TG_FLUSH_MAX_WAIT_MS', flag: '--flush-max-wait-ms', help: 'longest a gathered key waits for TG_FLUSH_KEYS others before it is appended (the freshness a light load gets)', fallback: 100, parse: integer(0, 60000) }),
   s({ key: 'connectTimeoutMs', env: 'TG_CONNECT_TIMEOUT_MS', flag: '--connect-timeout-ms', help: 'how long a starting worker waits for Redis', fallback: 60000, parse: integer(0) }),
   s({ key: 'reconcileRate', env: 'TG_RECONCILE_RATE', flag: '--reconcile-rate', help: 'keys and index entries compared with the ticket index per second, per worker (0: off)', fallback: 5000, parse: integer(0, 10_000_000) }),
   s({ key: 'reconcileIntervalMs', env: 'TG_RECONCILE_INTERVAL_MS', flag: '--reconcile-interval-ms', help: 'shortest time between the starts of two reconciliation passes', fallback: 30000, parse: integer(0) }),
@@ -289,7 +289,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Con
     } else if (c.renewIntervalMs * 2 > c.leaseTtlMs) {
       problems.push(`${nameOf('renewIntervalMs')}: ${c.renewIntervalMs} ms leaves no time for a retry within ${nameOf('leaseTtlMs')} (${c.leaseTtlMs} ms); use at most half the TTL`);
     }
-    if (c.readMaxWaitMs < c.readIntervalMs) problems.push(`${nameOf('readMaxWaitMs')}: ${c.readMaxWaitMs} ms is below ${nameOf('readIntervalMs')} (${c.readIntervalMs} ms), the shortest time between two reads`);
+    if (c.flushMaxWaitMs < c.flushIntervalMs) problems.push(`${nameOf('flushMaxWaitMs')}: ${c.flushMaxWaitMs} ms is below ${nameOf('flushIntervalMs')} (${c.flushIntervalMs} ms), the shortest time between two appends`);
     if (c.redis.seeds.length > 1 && c.redis.db !== 0) problems.push(`${nameOf('redis')}: a cluster has only database 0`);
     const tlsGiven = (['tlsCa', 'tlsCert', 'tlsKey', 'tlsServername'] as const).filter((k) => c[k] !== null);
     if (tlsGiven.length > 0 && !c.redis.tls) problems.push(`${tlsGiven.map(nameOf).join(', ')}: set, but ${nameOf('redis')} is not rediss:// (TLS)`);

@@ -20,35 +20,14 @@ export interface DirtyReaderOptions {
   queue: TicketQueue;
   consumer: string;
   batchSize: number;
-  /** When reading rounds start (TG_READ_INTERVAL_MS, TG_READ_BATCH_KEYS, TG_READ_MAX_WAIT_MS). */
-  rounds: RoundTiming;
+  /** Shortest time between the starts of two reading rounds (TG_READ_INTERVAL_MS). */
+  roundIntervalMs: number;
+  /** Longest another worker may still append to a stream after handing it over (it gathers keys up to TG_FLUSH_MAX_WAIT_MS). */
+  lateAppendMs: number;
   logger: Logger;
 }
 
 type RawEntry = [Buffer, Buffer[]];
-
-export interface RoundTiming {
-  /** Shortest time between the starts of two rounds. */
-  intervalMs: number;
-  /** Entries waiting that start a round at once (past the interval). */
-  batchKeys: number;
-  /** Longest an entry waits for the batch to fill. */
-  maxWaitMs: number;
-}
-
-/**
- * How long to wait before the next reading round: a job's fixed cost (BullMQ's scripts, a value
- * read and a sink append a node) is paid per round, so a round waits until `batchKeys` entries
- * wait, but never more than `maxWaitMs` after the first of them, nor less than `intervalMs` after
- * the last round. Each worker sees only its partitions' share of the writes: without the wait,
- * more workers would make more, smaller jobs for the same writes. `waitingSince` 0: nothing new
- * waits, only the rest of a full batch, read at the interval. `hurry`: a stop drains at once.
- */
-export function roundDelay(t: RoundTiming, at: { now: number; lastRound: number; waiting: number; waitingSince: number; hurry: boolean }): number {
-  const floor = at.lastRound + t.intervalMs - at.now;
-  if (at.hurry || at.waiting >= t.batchKeys || at.waitingSince === 0) return Math.max(0, floor);
-  return Math.max(0, floor, at.waitingSince + t.maxWaitMs - at.now);
-}
 
 /** Sweeps between two claims of entries left pending by any consumer. */
 const CLAIM_EVERY_SWEEPS = 6;
@@ -78,14 +57,10 @@ export class DirtyReader {
   /** Owned partitions with entries to read. */
   private readonly dirty = new Set<number>();
   private running: Promise<void> | undefined;
+  /** Per partition just acquired: the second look for its previous owner's late appends. */
+  private readonly secondLooks = new Map<number, NodeJS.Timeout>();
   private sweeps = 0;
   private lastRound = 0;
-  /** Entries appended since the last round started, and since when (local ms; 0 when none). */
-  private waiting = 0;
-  private waitingSince = 0;
-  /** Ends the current wait for a round early. */
-  private wake: (() => void) | undefined;
-  private hurry = false;
   /** Keys handed to ticket jobs, and the dirty entries they came from (counters for logs and metrics). */
   enqueued = 0;
   entriesRead = 0;
@@ -102,22 +77,29 @@ export class DirtyReader {
     this.owned.add(partition);
     this.toClaim.add(partition);
     this.poke(partition);
+    clearTimeout(this.secondLooks.get(partition));
+    this.secondLooks.set(
+      partition,
+      setTimeout(() => {
+        this.secondLooks.delete(partition);
+        this.poke(partition);
+      }, this.opts.lateAppendMs),
+    );
   }
 
   /** Stops reading a partition (a round in flight finishes its batch). */
   disown(partition: number): void {
+    clearTimeout(this.secondLooks.get(partition));
+    this.secondLooks.delete(partition);
     this.owned.delete(partition);
     this.toClaim.delete(partition);
     this.dirty.delete(partition);
   }
 
-  /** `entries` were appended to the partition's stream (0: there may be some to read). */
-  poke(partition: number, entries = 0): void {
+  /** Something was appended to the partition's stream. */
+  poke(partition: number): void {
     if (!this.owned.has(partition)) return;
     this.dirty.add(partition);
-    if (this.waitingSince === 0) this.waitingSince = Date.now();
-    this.waiting += entries;
-    if (this.waiting >= this.opts.rounds.batchKeys) this.wake?.();
     this.kick();
   }
 
@@ -138,37 +120,22 @@ export class DirtyReader {
     for (const p of this.owned) this.poke(p);
   }
 
-  /** Reads every owned stream without waiting for batches to fill; resolves when no round is running. */
-  async finish(): Promise<void> {
-    this.hurry = true;
+  /** Reads every owned stream a last time, then stops reading. */
+  async close(): Promise<void> {
     this.sweep();
-    this.wake?.();
     while (this.running) await this.running;
-  }
-
-  /** Waits until the next round is due (roundDelay), woken early when a batch fills. */
-  private async due(): Promise<void> {
-    for (;;) {
-      const wait = roundDelay(this.opts.rounds, { now: Date.now(), lastRound: this.lastRound, waiting: this.waiting, waitingSince: this.waitingSince, hurry: this.hurry });
-      if (wait <= 0) return;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, wait);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = undefined;
-    }
+    for (const partition of [...this.owned]) this.disown(partition);
   }
 
   private async loop(): Promise<void> {
     let failures = 0;
     while (this.dirty.size > 0) {
-      await this.due();
+      // Rounds start at most every roundIntervalMs: under a light load a round would carry a key
+      // or two, and a ticket job's fixed cost would be paid per key; under a heavy one rounds take
+      // longer than that anyway.
+      const wait = this.lastRound + this.opts.roundIntervalMs - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       this.lastRound = Date.now();
-      this.waiting = 0;
-      this.waitingSince = 0;
       try {
         await this.round();
         failures = 0;

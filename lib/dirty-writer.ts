@@ -9,6 +9,7 @@
  * keys, the held partition with the most waiting keys is dropped from memory and handed to an
  * exact repair, which finds its changes in Redis itself once Redis takes writes again.
  */
+import { batchDelay, type BatchTiming } from './batch-timing.js';
 import { Coalescer, type DirtyKey } from './coalescer.js';
 import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
@@ -20,7 +21,8 @@ export interface DirtyWriterOptions {
   client: RedisClient;
   scripts: Scripts;
   keys: Keys;
-  flushIntervalMs: number;
+  /** When gathered keys are appended (TG_FLUSH_INTERVAL_MS, TG_FLUSH_KEYS, TG_FLUSH_MAX_WAIT_MS). */
+  timing: BatchTiming;
   logger: Logger;
   /** Called after entries were appended to a partition's stream. */
   onAppended: (partition: number, entries: number) => void;
@@ -43,8 +45,13 @@ export function appendDirty(client: RedisClient, keys: Keys, partition: number, 
 export class DirtyWriter {
   private readonly pending = new Coalescer();
   private timer: NodeJS.Timeout | undefined;
+  /** When the armed timer fires (ms). */
+  private timerDue = 0;
   private flushing: Promise<void> | undefined;
   private failures = 0;
+  /** When the last append started, and since when the first key waiting now waits (ms; 0: none waits). */
+  private lastFlush = 0;
+  private waitingSince = 0;
   /** Keys appended so far, appends Redis refused, keys dropped from memory (counters for logs and metrics). */
   appended = 0;
   failedAppends = 0;
@@ -54,9 +61,17 @@ export class DirtyWriter {
 
   /** `at`: when the change was seen, if earlier than now (a replayed gap). */
   add(partition: number, key: Buffer, event: string, at = Date.now()): void {
+    if (this.waitingSince === 0) this.waitingSince = Date.now();
     this.pending.add(partition, key, event, at);
     this.bound();
     this.schedule();
+  }
+
+  /** Appends what waits without waiting for the batch to fill (a partition just moved: its late keys should land before its new owner reads). */
+  flushNow(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.pending.size > 0) void this.flush();
   }
 
   /** Drops held partitions' keys, most first, until at most maxPending keys wait. */
@@ -88,8 +103,16 @@ export class DirtyWriter {
     }
   }
 
-  private schedule(delay = this.opts.flushIntervalMs): void {
-    if (this.timer || this.flushing) return;
+  /** Arms the append for the keys waiting (batchDelay), at least `atLeastMs` from now; a batch that fills brings an armed append forward. */
+  private schedule(atLeastMs = 0): void {
+    if (this.flushing || this.pending.size === 0) return;
+    const now = Date.now();
+    const delay = Math.max(atLeastMs, batchDelay(this.opts.timing, { now, lastBatch: this.lastFlush, waiting: this.pending.size, waitingSince: this.waitingSince }));
+    if (this.timer) {
+      if (now + delay >= this.timerDue) return;
+      clearTimeout(this.timer);
+    }
+    this.timerDue = now + delay;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.flush();
@@ -99,13 +122,15 @@ export class DirtyWriter {
   private flush(): Promise<void> {
     this.flushing ??= this.append().finally(() => {
       this.flushing = undefined;
-      if (this.pending.size > 0) this.schedule(this.failures > 0 ? backoff(this.failures) : this.opts.flushIntervalMs);
+      this.schedule(this.failures > 0 ? backoff(this.failures) : 0);
     });
     return this.flushing;
   }
 
   private async append(): Promise<void> {
+    this.lastFlush = Date.now();
     const batch = this.pending.drain();
+    this.waitingSince = 0;
     const { client, keys, scripts } = this.opts;
     const one = async ([partition, dirty]: [number, DirtyKey[]]) => {
       await Promise.all(dirty.map((d) => appendDirty(client, keys, partition, d)));
@@ -138,6 +163,8 @@ export class DirtyWriter {
         if (failed === 1) this.opts.logger.warn('dirty append failed; retrying', { partition, err: String(result.reason) });
       }
     }
+    // Keys put back wait since this append started, not since whatever comes next.
+    if (this.pending.size > 0 && this.waitingSince === 0) this.waitingSince = this.lastFlush;
     this.failures = failed > 0 ? this.failures + 1 : 0;
     this.bound();
   }

@@ -42,6 +42,9 @@ const BALANCE_INTERVAL_MS = 250;
  */
 const LEASE_READ_INTERVAL_MS = 10_000;
 
+/** Time for an append that left another worker to land, on top of how long it may have waited there. */
+const LATE_APPEND_MARGIN_MS = 200;
+
 /** A listener that has not proved for this long that it heard everything makes the worker unready. */
 const READY_MAX_LAG_MS = 5000;
 
@@ -182,14 +185,14 @@ export class GeneratorWorker implements WorkerView {
       shards: config.queueShards,
       watch: config.watch,
     });
-    this.reader = new DirtyReader({ client: this.client, scripts, keys, queue: this.queue, consumer: this.id, batchSize: config.batchSize, rounds: { intervalMs: config.readIntervalMs, batchKeys: config.readBatchKeys, maxWaitMs: config.readMaxWaitMs }, logger });
+    this.reader = new DirtyReader({ client: this.client, scripts, keys, queue: this.queue, consumer: this.id, batchSize: config.batchSize, roundIntervalMs: config.readIntervalMs, lateAppendMs: config.flushMaxWaitMs + LATE_APPEND_MARGIN_MS, logger });
     this.writer = new DirtyWriter({
       client: this.client,
       scripts,
       keys,
-      flushIntervalMs: config.flushIntervalMs,
+      timing: { intervalMs: config.flushIntervalMs, batchKeys: config.flushKeys, maxWaitMs: config.flushMaxWaitMs },
       logger,
-      onAppended: (p, entries) => this.reader.poke(p, entries),
+      onAppended: (p) => this.reader.poke(p),
       maxPending: config.maxPendingKeys,
       holds: (p) => this.leases.held.has(p),
       onShed: (p, since) => this.coverage.dropped(p, since),
@@ -205,6 +208,7 @@ export class GeneratorWorker implements WorkerView {
     });
     this.leases.on('lost', (p: number) => {
       this.stopForwarding(p);
+      this.writer.flushNow();
       this.leasesStale = true;
     });
     const sentAt = Date.now();
@@ -437,7 +441,7 @@ export class GeneratorWorker implements WorkerView {
     await this.subscriber.stop();
     await this.reconciler.close();
     await this.writer.drain();
-    await this.reader.finish();
+    await this.reader.close();
     await this.tickets.close();
     await this.leases.stop();
     await Promise.all([...this.leases.held.keys()].map((p) => this.leases.release(p).catch(() => undefined)));
