@@ -1,6 +1,7 @@
 /**
  * Membership and migration events, published on `<prefix>:events` for any client to
- * follow (the CLI's `events`, dashboards). Informational: no worker acts on them.
+ * follow (the CLI's `events`, dashboards). Workers take a join or a leave only as a cue to
+ * look at membership in Redis at once: a forged event costs a read, nothing more.
  */
 import { jsonFields } from './control.js';
 import type { Keys } from './keys.js';

@@ -29,14 +29,14 @@ export interface SubscriberOptions {
   onEvent: KeyspaceHandler;
   /** How often the topology is read again. */
   refreshIntervalMs?: number;
+  /**
+   * How often each subscribed connection is pinged to learn what it has heard. The watermark is
+   * read by each lease renewal: pinging much more often than renewals only costs round trips.
+   */
+  pingIntervalMs: number;
 }
 
-/**
- * How often each subscribed connection is pinged to learn what it has heard. The watermark is
- * read by each lease renewal (a third of the TTL by default): pinging much more often than that
- * only costs an idle worker round trips.
- */
-export const HEARD_PING_MS = 250;
+
 
 interface NodeSubscription {
   name: string;
@@ -96,7 +96,7 @@ export class KeyspaceSubscriber extends EventEmitter {
     this.timer = setInterval(() => {
       this.refresh(false).catch((err) => this.opts.logger.warn('topology refresh failed', { err: String(err) }));
     }, this.opts.refreshIntervalMs ?? 5000);
-    this.pinger = setInterval(() => this.ping(), HEARD_PING_MS);
+    this.pinger = setInterval(() => this.ping(), this.opts.pingIntervalMs);
   }
 
   /** True when the master serving the slot has a confirmed subscription. */

@@ -14,7 +14,7 @@ import { DirtyReader } from './dirty-reader.js';
 import { DirtyWriter } from './dirty-writer.js';
 import { StartAborted } from './errors.js';
 import { keysOf, type Keys } from './keys.js';
-import { publishEvent } from './events.js';
+import { parseEvent, publishEvent } from './events.js';
 import { startHttpServer, type HttpServer } from './http-server.js';
 import { KeyspaceSubscriber } from './keyspace-subscriber.js';
 import { LeaseKeeper, readLeases, type LeaseState } from './lease-keeper.js';
@@ -32,8 +32,12 @@ import { lookupKey, type KeyLocation } from './cluster-info.js';
 /** How often owned dirty streams are read even without a local append (late appends of others). */
 const SWEEP_INTERVAL_MS = 5000;
 
-/** Most time between two looks at membership and leases (fewer when the renew interval is shorter). */
-const BALANCE_INTERVAL_MS = 250;
+/**
+ * Time between two looks at membership and leases while this worker does not hold its share (a
+ * lease to wait for, an offer to make); settled, it looks once a renewal interval. Joins, leaves
+ * and offers are announced, so they are looked at at once either way.
+ */
+const UNSETTLED_BALANCE_MS = 250;
 
 /**
  * Most time between two reads of every lease while nothing changed: membership changes, offers
@@ -75,6 +79,7 @@ export class GeneratorWorker implements WorkerView {
   /** 1 where this worker forwards the partition's events: the hot path's lookup. */
   private readonly forwarding: Uint8Array;
   private timers: NodeJS.Timeout[] = [];
+  private balanceTimer: NodeJS.Timeout | undefined;
   private balancing: Promise<void> | undefined;
   private stopping = false;
   /** Set on a graceful stop: out of the member set, handing every partition over. */
@@ -239,6 +244,7 @@ export class GeneratorWorker implements WorkerView {
       evictionPolicy: config.evictionPolicy,
       logger,
       onEvent: (key, event) => this.onEvent(key, event),
+      pingIntervalMs: config.renewIntervalMs / 2,
     });
     this.coverage = new Coverage({
       workerId: this.id,
@@ -259,12 +265,13 @@ export class GeneratorWorker implements WorkerView {
     this.control.on('error', (err: Error) => logger.debug('redis error (control)', { err: err.message }));
     this.control.on('message', (channel: string, message: string) => {
       if (channel === keys.gapsChannel()) this.coverage.gapNotice(message).catch((err: unknown) => logger.warn('gap notice not checked', { err: String(err) }));
+      else if (channel === keys.eventsChannel()) this.onClusterEvent(message);
       else if (parseOffer(message, config.partitions)) {
         this.leasesStale = true;
         void this.balance();
       } else void this.onControl(message);
     });
-    await this.control.subscribe(keys.controlChannel(this.id), keys.gapsChannel());
+    await this.control.subscribe(keys.controlChannel(this.id), keys.gapsChannel(), keys.eventsChannel());
 
     this.subscriber.on('dropped', () => this.stats.redisReconnects++);
     await this.subscriber.start();
@@ -274,8 +281,8 @@ export class GeneratorWorker implements WorkerView {
     this.tickets.start();
     this.reconciler.start();
     await this.balance();
+    this.scheduleBalance();
     this.timers.push(
-      setInterval(() => void this.balance(), Math.min(BALANCE_INTERVAL_MS, config.renewIntervalMs)),
       setInterval(() => {
         this.reader.sweep();
         this.coverage.prune();
@@ -291,6 +298,12 @@ export class GeneratorWorker implements WorkerView {
     const partition = partitionOfSlot(keySlot(key), this.config.partitions);
     if (this.forwarding[partition] === 1) this.writer.add(partition, key, event.toString('latin1'));
     else this.coverage.heard(partition, key, event.toString('latin1'));
+  }
+
+  private scheduleBalance(): void {
+    if (this.stopping) return;
+    const settled = this.settled && !this.leaving;
+    this.balanceTimer = setTimeout(() => void this.balance().finally(() => this.scheduleBalance()), settled ? this.config.renewIntervalMs : Math.min(UNSETTLED_BALANCE_MS, this.config.renewIntervalMs));
   }
 
   private balance(): Promise<void> {
@@ -375,6 +388,15 @@ export class GeneratorWorker implements WorkerView {
     void publishEvent(this.client, this.keys, { type: 'moved', partition, from, to: this.id, token, how }).catch(() => undefined);
   }
 
+  /** A member joined or left: look at membership now rather than at the next tick (what it says is read from Redis, not believed). */
+  private onClusterEvent(message: string): void {
+    const event = parseEvent(message);
+    if (event?.type !== 'joined' && event?.type !== 'left') return;
+    if (event.worker === this.id) return;
+    this.leasesStale = true;
+    void this.balance();
+  }
+
   /** A disconnect message: believed only when the lease in Redis agrees. */
   private async onControl(message: string): Promise<void> {
     const d = parseDisconnect(message, this.config.partitions);
@@ -436,6 +458,7 @@ export class GeneratorWorker implements WorkerView {
     await this.leave();
     this.stopping = true;
     this.timers.forEach(clearInterval);
+    clearTimeout(this.balanceTimer);
     await this.balancing;
     this.logger.info('stopping', { owned: this.leases.held.size });
     await this.subscriber.stop();

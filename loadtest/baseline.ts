@@ -55,6 +55,8 @@ const subscriber = new KeyspaceSubscriber({
   checkNotifications: true,
   evictionPolicy: 'warn',
   logger,
+  // Nothing here reads what the listeners heard: the pings only keep the connections checked.
+  pingIntervalMs: 1000,
   onEvent: (key, event) => {
     void queue.add('t', { k: key.toString('base64'), e: event.toString(), t: Date.now() }, { removeOnComplete: true, removeOnFail: false });
   },

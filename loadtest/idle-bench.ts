@@ -1,9 +1,10 @@
 /**
  * `npm run bench:idle`: what a worker costs when nothing happens. Starts the embedded cluster
  * (or uses TG_REDIS_URL) and N workers, waits until every partition has an owner and a first
- * reconciliation pass is behind them, then reads each worker's CPU time from /proc over a window.
+ * reconciliation pass and the heap's settling after the start are behind them (--warmup seconds),
+ * then reads each worker's CPU time from /proc over a window.
  *
- * node loadtest/idle-bench.js [--workers 3] [--seconds 10]
+ * node loadtest/idle-bench.js [--workers 3] [--seconds 10] [--warmup 30]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -15,9 +16,11 @@ import { startLocalRedis, type LocalRedis } from '../lib/local-redis.js';
 import { connect, detectTarget } from '../lib/redis.js';
 import { cpuMs } from './proc.js';
 
-const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '3' }, seconds: { type: 'string', default: '10' } }, strict: true });
+const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '3' }, seconds: { type: 'string', default: '10' }, warmup: { type: 'string', default: '30' } }, strict: true });
 const count = Number(a.workers);
 const seconds = Number(a.seconds);
+const warmup = Number(a.warmup);
+if (!(warmup >= 0)) throw new Error(`--warmup: '${a.warmup}' must be a number of seconds, 0 or more`);
 if (!Number.isInteger(count) || count < 1) throw new Error(`--workers: '${a.workers}' must be a whole number of at least 1`);
 if (!(seconds > 0)) throw new Error(`--seconds: '${a.seconds}' must be a positive number`);
 
@@ -40,8 +43,9 @@ try {
     if (Date.now() > deadline) throw new Error('the workers did not own every partition within 60 s');
     await new Promise((r) => setTimeout(r, 200));
   }
-  // The first coverage's comparison and the first reconciliation pass are start-up work, not idle cost.
-  await new Promise((r) => setTimeout(r, 5000));
+  // Start-up work is not idle cost: the first coverage's comparison, the first reconciliation pass,
+  // and V8 collecting and shrinking the heap the start grew (about 30 s of it, measured).
+  await new Promise((r) => setTimeout(r, warmup * 1000));
   const before = workers.map((w) => cpuMs(w.pid!));
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const used = workers.map((w, i) => cpuMs(w.pid!) - before[i]!);
