@@ -5,7 +5,7 @@
  * pattern subscription; a dropped connection uncovers it until it is confirmed again.
  */
 import { EventEmitter } from 'node:events';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { EvictionPolicyError, NotificationsDisabledError, NotificationsUncheckedError } from './errors.js';
 import { evictionRisk, type EvictionAnswer } from './eviction.js';
 import type { Logger } from './logger.js';
@@ -17,7 +17,7 @@ export type KeyspaceHandler = (key: Buffer, event: Buffer) => void;
 
 export interface SubscriberOptions {
   target: RedisTarget;
-  /** Command connection, for the topology. */
+  /** Command connection, for the topology; its slot map is refreshed when the topology changes. */
   client: RedisClient;
   watch: string;
   configureNotifications: boolean;
@@ -35,8 +35,6 @@ export interface SubscriberOptions {
    */
   pingIntervalMs: number;
 }
-
-
 
 interface NodeSubscription {
   name: string;
@@ -73,6 +71,8 @@ export class KeyspaceSubscriber extends EventEmitter {
   private readonly slotNode = new Int32Array(SLOT_COUNT).fill(-1);
   private nodeNames: string[] = [];
   private topology: MasterNode[] = [];
+  /** The topology as last read, to tell a change. */
+  private layout = '';
   /** 1 for each slot whose events are wanted; null: every master's. */
   private wantedSlots: Uint8Array | null = null;
   private readonly channelPrefixLength: number;
@@ -183,6 +183,11 @@ export class KeyspaceSubscriber extends EventEmitter {
   private async doRefresh(initial: boolean): Promise<void> {
     const current = await masters(this.opts.client, this.opts.target);
     if (this.stopped) return;
+    const layout = JSON.stringify(current);
+    // The command client keeps no timer of its own (each of its refreshes opens a connection):
+    // it learns a moved slot from this read, besides the MOVED replies it follows anyway.
+    if (!initial && layout !== this.layout && this.opts.target.cluster) (this.opts.client as Cluster).refreshSlotsCache();
+    this.layout = layout;
     const known = new Set(this.nodeNames);
     this.topology = current;
     this.nodeNames = current.map(endpointName);

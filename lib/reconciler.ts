@@ -39,6 +39,12 @@ const BATCH = 500;
 /** Keys first asked of a slot (more when it holds more). */
 const SLOT_PAGE = 1000;
 
+/** Partitions a step of the continuous pass compares: their counts and index sizes are read together. */
+const STEP_PARTITIONS = 16;
+
+/** The continuous pass runs ahead of its rate by up to this much before it waits (each wait is a wake-up). */
+const PACE_SLACK_MS = 20;
+
 /** Tombstones older than this are forgotten: no ticket job lives that long. */
 export const TOMBSTONE_RETENTION_MS = 3_600_000;
 
@@ -252,7 +258,7 @@ export class Reconciler {
       this.roundStarted = Date.now();
     }
     const owned = new Set(this.opts.owned());
-    const next = this.opts.target.cluster ? [this.round.shift()!] : this.round.splice(0);
+    const next = this.opts.target.cluster ? this.round.splice(0, STEP_PARTITIONS) : this.round.splice(0);
     const still = next.filter((p) => owned.has(p));
     if (still.length > 0) await this.compare(still, 'reconcile');
     if (this.round.length === 0) {
@@ -274,7 +280,7 @@ export class Reconciler {
     }
     this.paced += keys;
     const ahead = this.paceFrom + (this.paced / this.opts.ratePerSecond) * 1000 - now;
-    if (ahead > 0) await sleep(ahead);
+    if (ahead > PACE_SLACK_MS) await sleep(ahead);
   }
 
   /**
@@ -284,14 +290,25 @@ export class Reconciler {
   private async compare(partitions: readonly number[], mode: PassMode, since = Number.MAX_SAFE_INTEGER): Promise<void> {
     const untrusted = (e: IndexEntry | undefined) => e === undefined || e.digest === '' || adoptedAt(e) >= since - ADOPTION_MARGIN_MS;
     if (this.opts.target.cluster) {
-      for (const p of partitions) {
-        const { first, last } = slotRangeOfPartition(p, this.opts.partitions);
-        for (const keys of await this.keysInSlots(first, last)) {
+      // What is there to compare, for every partition at once: its slots' key counts (one call a
+      // node) and its index's size. An empty partition then costs no round trip of its own.
+      const ranges = partitions.map((p) => slotRangeOfPartition(p, this.opts.partitions));
+      const low = Math.min(...ranges.map((r) => r.first));
+      const [counts, indexed] = await Promise.all([this.slotCounts(low, Math.max(...ranges.map((r) => r.last))), this.index.sizes(partitions)]);
+      for (const [i, p] of partitions.entries()) {
+        const { first, last } = ranges[i]!;
+        // The pace is kept a batch at a time, not a slot at a time (a wait costs a wake-up).
+        let unpaced = 1;
+        for (const keys of await this.keysInSlots(first, last, (slot) => counts[slot - low]!)) {
           for (let i = 0; i < keys.length; i += BATCH) await this.forward(p, keys.slice(i, i + BATCH), mode, untrusted);
-          // An empty slot costs round trips too: it counts as one key.
-          await this.pace(Math.max(1, keys.length), mode);
+          unpaced += keys.length;
+          if (unpaced >= BATCH) {
+            await this.pace(unpaced, mode);
+            unpaced = 0;
+          }
         }
-        await this.backward(p, mode, untrusted);
+        await this.pace(unpaced, mode);
+        if (indexed[i]! > 0) await this.backward(p, mode, untrusted);
       }
       return;
     }
@@ -433,24 +450,39 @@ export class Reconciler {
     return out;
   }
 
-  /**
-   * Every key of each slot in [first, last], one pipeline per node. GETKEYSINSLOT has no cursor
-   * and keys keep arriving under load, so a slot whose reply is full is asked again for twice as
-   * many until fewer come back.
-   */
-  private async keysInSlots(first: number, last: number): Promise<Buffer[][]> {
-    const out: Buffer[][] = [];
-    const byNode = groupBy(Array.from({ length: last - first + 1 }, (_, i) => first + i), (slot) => this.node(slot).conn);
+  /** Keys in each slot of [first, last], by slot - first: one call a node. */
+  private async slotCounts(first: number, last: number): Promise<number[]> {
+    const out = new Array<number>(last - first + 1).fill(0);
+    const byNode = groupBy(Array.from({ length: last - first + 1 }, (_, i) => first + i), (slot) => this.node(slot));
     await Promise.all(
-      [...byNode].map(async ([conn, slots]) => {
+      [...byNode].map(async ([{ scripts }, slots]) => {
+        const low = slots[0]!;
+        const counts = await scripts.slotKeyCounts(low, slots[slots.length - 1]!);
+        for (const slot of slots) out[slot - first] = counts[slot - low]!;
+      }),
+    );
+    return out;
+  }
+
+  /**
+   * Every key of each slot in [first, last] that `count` says holds any, one pipeline a node.
+   * GETKEYSINSLOT has no cursor and keys keep arriving under load, so a slot whose reply is full
+   * is asked again for twice as many until fewer come back.
+   */
+  private async keysInSlots(first: number, last: number, count: (slot: number) => number): Promise<Buffer[][]> {
+    const out: Buffer[][] = Array.from({ length: last - first + 1 }, () => []);
+    const held: number[] = [];
+    for (let slot = first; slot <= last; slot++) if (count(slot) > 0) held.push(slot);
+    await Promise.all(
+      [...groupBy(held, (slot) => this.node(slot).conn)].map(async ([conn, slots]) => {
         const pipeline = conn.pipeline();
-        for (const slot of slots) pipeline.callBuffer('CLUSTER', 'GETKEYSINSLOT', slot, SLOT_PAGE);
+        for (const slot of slots) pipeline.callBuffer('CLUSTER', 'GETKEYSINSLOT', slot, Math.max(SLOT_PAGE, count(slot)));
         const replies = (await pipeline.exec()) ?? [];
         for (let i = 0; i < slots.length; i++) {
           const [err, keys] = replies[i] ?? [new Error('no reply')];
           if (err) throw err;
           let listed = keys as Buffer[];
-          for (let want = SLOT_PAGE * 2; listed.length >= want / 2; want *= 2) listed = (await conn.callBuffer('CLUSTER', 'GETKEYSINSLOT', slots[i]!, want)) as Buffer[];
+          for (let want = Math.max(SLOT_PAGE, count(slots[i]!)) * 2; listed.length >= want / 2; want *= 2) listed = (await conn.callBuffer('CLUSTER', 'GETKEYSINSLOT', slots[i]!, want)) as Buffer[];
           out[slots[i]! - first] = listed;
         }
       }),

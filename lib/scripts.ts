@@ -34,6 +34,7 @@ const SCRIPT_FILES = {
   appendTickets: 'append-tickets.lua',
   claimSinkLayout: 'claim-sink-layout-1.lua',
   pruneTombstones: 'prune-tombstones-1.lua',
+  slotKeyCounts: 'slot-key-counts-0.lua',
 } as const;
 
 type ScriptName = keyof typeof SCRIPT_FILES;
@@ -300,6 +301,11 @@ export class Scripts {
     if (keys.length === 0) return [];
     const digests = (await this.callBuffer.digestKeys(keys.length, ...keys)) as Buffer[];
     return digests.map((d) => d.toString());
+  }
+
+  /** Keys in each slot of [first, last] on the node this connection reaches (a cluster node's own connection). */
+  async slotKeyCounts(first: number, last: number): Promise<number[]> {
+    return (await this.call.slotKeyCounts(first, last)) as number[];
   }
 
   /** Records index entries (only where newer than what is recorded): a call a sink shard. Returns how many were written. */

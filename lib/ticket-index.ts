@@ -61,6 +61,11 @@ export class TicketIndex {
     return raw.map(parseIndexEntry);
   }
 
+  /** Entries of each partition's index, tombstones included (HLEN each, one round trip a node). */
+  async sizes(partitions: readonly number[]): Promise<number[]> {
+    return Promise.all(partitions.map((p) => this.client.hlen(this.keys.index(p))));
+  }
+
   /** One HSCAN page of a partition's index. */
   async scan(partition: number, cursor: string, count: number): Promise<{ cursor: string; entries: [Buffer, IndexEntry][] }> {
     const [next, flat] = (await bufferCommand(this.client, 'hscan')(this.keys.index(partition), cursor, 'COUNT', count)) as [Buffer, Buffer[]];

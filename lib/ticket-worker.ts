@@ -60,6 +60,9 @@ export class TicketWorker extends EventEmitter {
           lockDuration: opts.lockDurationMs,
           stalledInterval: opts.lockDurationMs,
           maxStalledCount: 1000,
+          // An idle worker's blocking read wakes at most this often (seconds; Redis's ceiling in
+          // BullMQ): a new job wakes it through its marker at once whatever the value.
+          drainDelay: 10,
           autorun: false,
         }),
     );

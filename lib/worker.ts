@@ -165,7 +165,8 @@ export class GeneratorWorker implements WorkerView {
     const { config, logger, keys } = this;
     const target = (this.target = await waitForTarget(config.redis, config.connectTimeoutMs, logger, this.starting.signal));
     logger.info('starting', { redis: config.redis.display, cluster: target.cluster, partitions: config.partitions, watch: config.watch });
-    this.client = connect(target, { connectionName: `tg-${this.id}` });
+    // The subscriber's topology reads refresh its slot map (lib/keyspace-subscriber.ts).
+    this.client = connect(target, { connectionName: `tg-${this.id}`, periodicSlotsRefresh: false });
     // BullMQ duplicates this client for each blocking connection: none of them refreshes the slot map on a timer.
     this.bullClient = connect(target, { maxRetriesPerRequest: null, connectionName: `tg-${this.id}-bull`, autoPipelining: false, periodicSlotsRefresh: false });
     this.client.on('error', (err: Error) => logger.debug('redis error', { err: err.message }));
@@ -244,7 +245,7 @@ export class GeneratorWorker implements WorkerView {
       evictionPolicy: config.evictionPolicy,
       logger,
       onEvent: (key, event) => this.onEvent(key, event),
-      pingIntervalMs: config.renewIntervalMs / 2,
+      pingIntervalMs: config.renewIntervalMs,
     });
     this.coverage = new Coverage({
       workerId: this.id,
