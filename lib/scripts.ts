@@ -95,6 +95,18 @@ export interface IndexRecord {
   digest: string;
 }
 
+/** What the default sink appends of a ticket (lib/sink.ts's Ticket, less its worker). */
+export interface SinkRecord extends IndexRecord {
+  id: string;
+  event: string;
+  type: string;
+  /** Absent when the key does not exist. */
+  value?: Buffer | string;
+  slot: number;
+  dirtyAt: number;
+  createdAt: number;
+}
+
 /** The index hashes a script call names, each given its 1-based position in KEYS once. */
 class IndexPositions {
   readonly names: string[] = [];
@@ -322,15 +334,19 @@ export class Scripts {
   }
 
   /**
-   * Appends tickets to one shard of the default sink and records them in the index, in one
-   * call; `fields` are each ticket's stream fields and values. Returns how many were appended.
+   * Appends tickets, all made by `worker`, to one shard of the default sink and records them in
+   * the index, in one call (lua/append-tickets.lua writes the field names). Returns how many were
+   * appended.
    */
-  async appendTickets(shard: number, tickets: readonly (IndexRecord & { fields: (string | number | Buffer)[] })[], maxLen: number | null): Promise<number> {
+  async appendTickets(shard: number, worker: string, tickets: readonly SinkRecord[], maxLen: number | null): Promise<number> {
     if (tickets.length === 0) return 0;
     // KEYS[1] is the stream, so index hashes start at position 2.
     const indexes = new IndexPositions(this.keys, 2);
-    const args: (string | number | Buffer)[] = [maxLen ?? 0];
-    for (const t of tickets) args.push(indexes.of(t.partition), wireArg(t.key), t.seq, t.digest, t.fields.length, ...t.fields);
+    const args: (string | number | Buffer)[] = [maxLen ?? 0, worker];
+    for (const t of tickets) {
+      const value = t.value === undefined ? '' : Buffer.isBuffer(t.value) ? wireArg(t.value) : t.value;
+      args.push(indexes.of(t.partition), wireArg(t.key), t.seq, t.digest, t.id, t.event, t.type, t.value === undefined ? '0' : '1', value, t.partition, t.slot, t.dirtyAt, t.createdAt);
+    }
     return (await this.call.appendTickets(1 + indexes.names.length, this.keys.tickets(shard), ...indexes.names, ...args)) as number;
   }
 

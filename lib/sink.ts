@@ -65,12 +65,9 @@ export class StreamSink implements Sink {
   ) {}
 
   async write(tickets: readonly Ticket[]): Promise<void> {
-    const byShard = groupBy(tickets, (t) => this.keys.sinkShardOf(t.partition));
-    await Promise.all(
-      [...byShard].map(([shard, batch]) =>
-        this.scripts.appendTickets(shard, batch.map((t) => ({ partition: t.partition, key: t.key, seq: t.seq, digest: t.digest, fields: ticketFields(t) })), this.maxLen),
-      ),
-    );
+    // A handler may hand on tickets of several workers: one call a shard and worker.
+    const groups = groupBy(tickets, (t) => `${this.keys.sinkShardOf(t.partition)} ${t.worker}`);
+    await Promise.all([...groups.values()].map((batch) => this.scripts.appendTickets(this.keys.sinkShardOf(batch[0]!.partition), batch[0]!.worker, batch, this.maxLen)));
   }
 }
 

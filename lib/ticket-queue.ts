@@ -1,13 +1,12 @@
 /**
  * The BullMQ queues that make tickets, one a shard (lib/shards.ts). One job carries a
- * coalesced batch of dirty keys of one shard, so the per-job cost of BullMQ is shared by many
- * keys. Keys travel as base64 so any byte content survives BullMQ's JSON encoding.
+ * coalesced batch of dirty keys, so the per-job cost of BullMQ is shared by many keys. Keys
+ * travel as base64 so any byte content survives BullMQ's JSON encoding.
  */
 import { Queue, type ConnectionOptions, type JobType } from 'bullmq';
 import type { CoalescedKey } from './coalescer.js';
 import { TICKET_QUEUE, type Keys } from './keys.js';
-import { queueShardTags, shardOfSlot } from './shards.js';
-import { keySlot } from './slots.js';
+import { queueShardTags } from './shards.js';
 
 /** [key (base64), last event, seq, dirtyAt] */
 export type TicketItem = [string, string, string, number];
@@ -49,6 +48,8 @@ export async function jobCounts(queues: readonly Queue[], ...states: JobType[]):
 
 export class TicketQueue {
   readonly queues: Queue<TicketJobData>[];
+  /** The shard the next job goes to. */
+  private turn = 0;
 
   constructor(
     connection: ConnectionOptions,
@@ -59,29 +60,28 @@ export class TicketQueue {
     this.queues = openShards(connection, keys, queueShardTags(shards));
   }
 
-  /** Enqueues the items, each in its key's shard, as jobs of at most `perJob` keys: one round trip a shard. */
+  /**
+   * Enqueues the items as jobs of at most `perJob` keys, each job in the next shard in turn: one
+   * round trip a shard used. A job's keys may live on any master (its values are read one call a
+   * node): what BullMQ costs a job is paid once a batch, not once a shard, and the turns spread
+   * the jobs evenly over the shards' masters.
+   */
   async enqueue(items: readonly CoalescedKey[], perJob: number): Promise<void> {
-    const byShard = this.queues.map(() => [] as CoalescedKey[]);
-    for (const item of items) byShard[shardOfSlot(keySlot(item.key), this.queues.length)]!.push(item);
-    await Promise.all(
-      byShard.map((shard, i) => {
-        if (shard.length === 0) return undefined;
-        const jobs = [];
-        for (let at = 0; at < shard.length; at += perJob) {
-          jobs.push({
-            name: 'tickets',
-            data: { items: encodeItems(shard.slice(at, at + perJob)) },
-            opts: {
-              attempts: this.retry.attempts,
-              backoff: { type: 'fixed' as const, delay: this.retry.backoffMs },
-              removeOnComplete: true,
-              removeOnFail: false,
-            },
-          });
-        }
-        return this.queues[i]!.addBulk(jobs);
-      }),
-    );
+    const byShard = this.queues.map(() => [] as { name: string; data: TicketJobData; opts: object }[]);
+    for (let at = 0; at < items.length; at += perJob) {
+      byShard[this.turn]!.push({
+        name: 'tickets',
+        data: { items: encodeItems(items.slice(at, at + perJob)) },
+        opts: {
+          attempts: this.retry.attempts,
+          backoff: { type: 'fixed' as const, delay: this.retry.backoffMs },
+          removeOnComplete: true,
+          removeOnFail: false,
+        },
+      });
+      this.turn = (this.turn + 1) % this.queues.length;
+    }
+    await Promise.all(byShard.map((jobs, i) => (jobs.length > 0 ? this.queues[i]!.addBulk(jobs) : undefined)));
   }
 
   async close(): Promise<void> {

@@ -4,6 +4,8 @@ import { Keys } from '../lib/keys.js';
 import type { Cluster } from 'ioredis';
 import type { RedisClient } from '../lib/redis.js';
 import { Scripts } from '../lib/scripts.js';
+import { StreamSink, ticketFields, type Ticket } from '../lib/sink.js';
+import { partitionOfSlot } from '../lib/slots.js';
 import { nodeOfSlot } from '../lib/redis.js';
 import { keySlot } from '../lib/slots.js';
 import { clusterUrl, randomPrefix } from './helpers/redis.js';
@@ -80,6 +82,33 @@ describe('scripts on a cluster', () => {
       let refused: unknown;
       await call().catch((err: unknown) => (refused = err));
       expect(String(refused)).to.match(/non local key|slot/i);
+    }
+  });
+
+  it('appends exactly the sink contract\'s fields, value or none, any key bytes, and records each ticket in the index', async () => {
+    const keys = new Keys(randomPrefix());
+    const sink = new StreamSink(new Scripts(redis, keys), keys);
+    const ticket = (key: Buffer, value: Ticket['value'], type: string, worker: string): Ticket => {
+      const slot = keySlot(key);
+      return { id: `id-${key.toString('hex')}`, key, event: 'set', type, value, digest: value === undefined ? '' : 'd1', seq: '1700000000000-3', partition: partitionOfSlot(slot, 271), slot, worker, dirtyAt: 1700000000001, createdAt: 1700000000002 };
+    };
+    // A handler may pass on tickets of two workers, values of any bytes, empty values and none.
+    const tickets = [
+      ticket(Buffer.from('k:text'), Buffer.from('v'), 'string', 'w1'),
+      ticket(Buffer.from([0x6b, 0xff, 0x00]), Buffer.from([0xfe, 0x00]), 'string', 'w1'),
+      ticket(Buffer.from('k:empty'), Buffer.alloc(0), 'string', 'w2'),
+      ticket(Buffer.from('k:hash'), '{"f":"1"}', 'hash', 'w2'),
+      ticket(Buffer.from('k:gone'), undefined, 'none', 'w1'),
+    ];
+    await sink.write(tickets);
+    const written = new Map<string, Buffer[]>();
+    for (const stream of keys.sinkStreams()) for (const [, fields] of (await redis.xrangeBuffer(stream, '-', '+')) as [Buffer, Buffer[]][]) written.set(fields[1]!.toString(), fields);
+    expect(written.size).to.equal(tickets.length);
+    for (const t of tickets) {
+      const want = ticketFields(t).map((f) => (Buffer.isBuffer(f) ? f : Buffer.from(String(f))));
+      expect(written.get(t.id)!.map((b) => b.toString('hex'))).to.deep.equal(want.map((b) => b.toString('hex')));
+      const indexed = (await redis.hgetBuffer(keys.index(t.partition), t.key))!.toString();
+      expect(indexed).to.equal(`${t.seq} ${t.digest}`);
     }
   });
 });
