@@ -278,6 +278,13 @@ export class KeyspaceSubscriber extends EventEmitter {
 
     return new Promise<void>((resolve, reject) => {
       let first = true;
+      // Let go of (want) before its first subscription: nothing to wait for any more.
+      conn.on('end', () => {
+        if (first && sub.detached) {
+          first = false;
+          resolve();
+        }
+      });
       conn.on('ready', () => {
         this.subscribe(sub)
           .then(() => {

@@ -395,7 +395,9 @@ export class GeneratorWorker implements WorkerView {
     if (event?.type !== 'joined' && event?.type !== 'left') return;
     if (event.worker === this.id) return;
     this.leasesStale = true;
-    void this.balance();
+    // Before the start's own first look (which reads membership anyway), a look would ask the
+    // subscriber for other masters while its first subscriptions are still being made.
+    if (this.started) void this.balance();
   }
 
   /** A disconnect message: believed only when the lease in Redis agrees. */

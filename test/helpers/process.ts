@@ -50,14 +50,19 @@ export function spawnWorker(env: Record<string, string>, args: string[] = []): W
     exited,
     async waitForLog(message, timeoutMs = 30000) {
       let found: Record<string, unknown> | undefined;
-      await waitFor(
-        () => {
-          found = logs.find((l) => l.message === message);
-          if (!found && proc.exitCode !== null) throw new Error(`worker exited (${proc.exitCode}) before logging '${message}': ${stderr}${JSON.stringify(logs.slice(-5))}`);
-          return found !== undefined;
-        },
-        { timeoutMs, intervalMs: 50, what: `log line '${message}'` },
-      );
+      try {
+        await waitFor(
+          () => {
+            found = logs.find((l) => l.message === message);
+            if (!found && proc.exitCode !== null) throw new Error(`worker exited (${proc.exitCode}) before logging '${message}': ${stderr}${JSON.stringify(logs.slice(-5))}`);
+            return found !== undefined;
+          },
+          { timeoutMs, intervalMs: 50, what: `log line '${message}'` },
+        );
+      } catch (err) {
+        // What the worker was doing says why it never got there.
+        throw new Error(`${(err as Error).message}; worker ${proc.pid}'s last log lines: ${stderr}${JSON.stringify(logs.slice(-8))}`);
+      }
       return found!;
     },
   };

@@ -1,0 +1,39 @@
+/** The keyspace subscriber on a real cluster: which masters it listens on, and when its start is done. */
+import { expect } from 'chai';
+import { loadConfig } from '../lib/config.js';
+import { KeyspaceSubscriber } from '../lib/keyspace-subscriber.js';
+import { silentLogger } from '../lib/logger.js';
+import { detectTarget, masters } from '../lib/redis.js';
+import { SLOT_COUNT } from '../lib/slots.js';
+import { clusterUrl, randomPrefix } from './helpers/redis.js';
+import { client } from './helpers/worker.js';
+
+describe('keyspace subscriber', () => {
+  it('finishes its start when told, mid-start, to listen on one master only (the others it let go of are not waited for)', async () => {
+    const target = await detectTarget(loadConfig({ TG_REDIS_URL: clusterUrl() }, []).redis);
+    const redis = await client(clusterUrl());
+    const subscriber = new KeyspaceSubscriber({ target, client: redis, watch: `${randomPrefix()}-k:*`, configureNotifications: false, checkNotifications: true, evictionPolicy: 'warn', logger: silentLogger(), onEvent: () => undefined, pingIntervalMs: 1000 });
+    try {
+      const [first] = await masters(redis, target);
+      const wanted = new Uint8Array(SLOT_COUNT);
+      for (const [low, high] of first!.ranges) wanted.fill(1, low, high + 1);
+      const started = subscriber.start();
+      // A worker's first look at the leases can come while the start still subscribes: here once
+      // every master's connection is made and none is confirmed yet.
+      for (const deadline = Date.now() + 5000; subscriber.status().length < 3; ) {
+        if (Date.now() > deadline) throw new Error('the subscriber never connected to the 3 masters');
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(subscriber.status().some((n) => n.confirmed)).to.equal(false);
+      subscriber.want(wanted);
+      let timer: NodeJS.Timeout | undefined;
+      const outcome = await Promise.race([started.then(() => 'started'), new Promise((r) => (timer = setTimeout(() => r('still waiting after 10 s'), 10000)))]);
+      clearTimeout(timer);
+      expect(outcome).to.equal('started');
+      expect(subscriber.status().map((n) => n.node)).to.deep.equal([`${first!.host}:${first!.port}`]);
+    } finally {
+      await subscriber.stop();
+      await redis.quit();
+    }
+  });
+});
