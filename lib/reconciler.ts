@@ -289,6 +289,7 @@ export class Reconciler {
    */
   private async compare(partitions: readonly number[], mode: PassMode, since = Number.MAX_SAFE_INTEGER): Promise<void> {
     const untrusted = (e: IndexEntry | undefined) => e === undefined || e.digest === '' || adoptedAt(e) >= since - ADOPTION_MARGIN_MS;
+    if (partitions.length === 0) return;
     if (this.opts.target.cluster) {
       // What is there to compare, for every partition at once: its slots' key counts (one call a
       // node) and its index's size. An empty partition then costs no round trip of its own.
