@@ -31,3 +31,9 @@ export function parseEvent(raw: string): ClusterEvent | null {
   if (f.type === 'moved' && Number.isInteger(f.partition) && text(f.to) && (f.from === null || text(f.from)) && Number.isInteger(f.token) && (f.how === 'acquired' || f.how === 'taken-over')) return e as ClusterEvent;
   return null;
 }
+
+/** Whether a message on the events channel announces another worker than `self` joining or leaving. */
+export function announcesMembership(raw: string, self: string): boolean {
+  const event = parseEvent(raw);
+  return (event?.type === 'joined' || event?.type === 'left') && event.worker !== self;
+}

@@ -71,8 +71,6 @@ export class KeyspaceSubscriber extends EventEmitter {
   private readonly slotNode = new Int32Array(SLOT_COUNT).fill(-1);
   private nodeNames: string[] = [];
   private topology: MasterNode[] = [];
-  /** The topology as last read, to tell a change. */
-  private layout = '';
   /** 1 for each slot whose events are wanted; null: every master's. */
   private wantedSlots: Uint8Array | null = null;
   private readonly channelPrefixLength: number;
@@ -183,11 +181,9 @@ export class KeyspaceSubscriber extends EventEmitter {
   private async doRefresh(initial: boolean): Promise<void> {
     const current = await masters(this.opts.client, this.opts.target);
     if (this.stopped) return;
-    const layout = JSON.stringify(current);
     // The command client keeps no timer of its own (each of its refreshes opens a connection):
     // it learns a moved slot from this read, besides the MOVED replies it follows anyway.
-    if (!initial && layout !== this.layout && this.opts.target.cluster) (this.opts.client as Cluster).refreshSlotsCache();
-    this.layout = layout;
+    if (!initial && this.opts.target.cluster && JSON.stringify(current) !== JSON.stringify(this.topology)) (this.opts.client as Cluster).refreshSlotsCache();
     const known = new Set(this.nodeNames);
     this.topology = current;
     this.nodeNames = current.map(endpointName);

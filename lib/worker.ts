@@ -7,6 +7,7 @@ import { nanoid } from 'nanoid';
 import { hostname } from 'node:os';
 import type { ConnectionOptions } from 'bullmq';
 import { assign, slotsToHear } from './assignment.js';
+import { BalanceLoop } from './balance-loop.js';
 import type { Config } from './config.js';
 import { encodeDisconnect, encodeOffer, parseDisconnect, parseOffer } from './control.js';
 import { Coverage } from './coverage.js';
@@ -14,7 +15,7 @@ import { DirtyReader } from './dirty-reader.js';
 import { DirtyWriter } from './dirty-writer.js';
 import { StartAborted } from './errors.js';
 import { keysOf, type Keys } from './keys.js';
-import { parseEvent, publishEvent } from './events.js';
+import { announcesMembership, publishEvent } from './events.js';
 import { startHttpServer, type HttpServer } from './http-server.js';
 import { KeyspaceSubscriber } from './keyspace-subscriber.js';
 import { LeaseKeeper, readLeases, type LeaseState } from './lease-keeper.js';
@@ -79,8 +80,7 @@ export class GeneratorWorker implements WorkerView {
   /** 1 where this worker forwards the partition's events: the hot path's lookup. */
   private readonly forwarding: Uint8Array;
   private timers: NodeJS.Timeout[] = [];
-  private balanceTimer: NodeJS.Timeout | undefined;
-  private balancing: Promise<void> | undefined;
+  private readonly looks: BalanceLoop;
   private stopping = false;
   /** Set on a graceful stop: out of the member set, handing every partition over. */
   private leaving = false;
@@ -105,6 +105,11 @@ export class GeneratorWorker implements WorkerView {
     this.logger = opts.logger ?? createLogger(config.logLevel, this.id);
     this.keys = keysOf(config);
     this.forwarding = new Uint8Array(config.partitions);
+    this.looks = new BalanceLoop(
+      () => this.rebalance(),
+      () => (this.settled && !this.leaving ? config.renewIntervalMs : Math.min(UNSETTLED_BALANCE_MS, config.renewIntervalMs)),
+      (err) => this.logger.warn('balancing failed', { err: String(err) }),
+    );
   }
 
   /** Subscribed and hearing everything where its partitions live, holding its share, not leaving: ready for traffic. */
@@ -266,10 +271,16 @@ export class GeneratorWorker implements WorkerView {
     this.control.on('error', (err: Error) => logger.debug('redis error (control)', { err: err.message }));
     this.control.on('message', (channel: string, message: string) => {
       if (channel === keys.gapsChannel()) this.coverage.gapNotice(message).catch((err: unknown) => logger.warn('gap notice not checked', { err: String(err) }));
-      else if (channel === keys.eventsChannel()) this.onClusterEvent(message);
-      else if (parseOffer(message, config.partitions)) {
+      else if (channel === keys.eventsChannel()) {
+        // A join or a leave: look now rather than at the next tick (what it says is read from Redis,
+        // not believed). Not before the start's own first look: that one reads membership anyway,
+        // and a look then would ask the subscriber for other masters while it still subscribes.
+        if (!announcesMembership(message, this.id)) return;
         this.leasesStale = true;
-        void this.balance();
+        if (this.started) void this.looks.now();
+      } else if (parseOffer(message, config.partitions)) {
+        this.leasesStale = true;
+        void this.looks.now();
       } else void this.onControl(message);
     });
     await this.control.subscribe(keys.controlChannel(this.id), keys.gapsChannel(), keys.eventsChannel());
@@ -281,8 +292,8 @@ export class GeneratorWorker implements WorkerView {
     this.leases.start();
     this.tickets.start();
     this.reconciler.start();
-    await this.balance();
-    this.scheduleBalance();
+    await this.looks.now();
+    this.looks.start();
     this.timers.push(
       setInterval(() => {
         this.reader.sweep();
@@ -299,19 +310,6 @@ export class GeneratorWorker implements WorkerView {
     const partition = partitionOfSlot(keySlot(key), this.config.partitions);
     if (this.forwarding[partition] === 1) this.writer.add(partition, key, event.toString('latin1'));
     else this.coverage.heard(partition, key, event.toString('latin1'));
-  }
-
-  private scheduleBalance(): void {
-    if (this.stopping) return;
-    const settled = this.settled && !this.leaving;
-    this.balanceTimer = setTimeout(() => void this.balance().finally(() => this.scheduleBalance()), settled ? this.config.renewIntervalMs : Math.min(UNSETTLED_BALANCE_MS, this.config.renewIntervalMs));
-  }
-
-  private balance(): Promise<void> {
-    this.balancing ??= this.rebalance()
-      .catch((err: unknown) => void this.logger.warn('balancing failed', { err: String(err) }))
-      .finally(() => (this.balancing = undefined));
-    return this.balancing;
   }
 
   /**
@@ -389,17 +387,6 @@ export class GeneratorWorker implements WorkerView {
     void publishEvent(this.client, this.keys, { type: 'moved', partition, from, to: this.id, token, how }).catch(() => undefined);
   }
 
-  /** A member joined or left: look at membership now rather than at the next tick (what it says is read from Redis, not believed). */
-  private onClusterEvent(message: string): void {
-    const event = parseEvent(message);
-    if (event?.type !== 'joined' && event?.type !== 'left') return;
-    if (event.worker === this.id) return;
-    this.leasesStale = true;
-    // Before the start's own first look (which reads membership anyway), a look would ask the
-    // subscriber for other masters while its first subscriptions are still being made.
-    if (this.started) void this.balance();
-  }
-
   /** A disconnect message: believed only when the lease in Redis agrees. */
   private async onControl(message: string): Promise<void> {
     const d = parseDisconnect(message, this.config.partitions);
@@ -439,7 +426,7 @@ export class GeneratorWorker implements WorkerView {
     void publishEvent(this.client, this.keys, { type: 'left', worker: this.id, reason: 'graceful' }).catch(() => undefined);
     this.logger.info('leaving: handing partitions over', { owned: this.leases.held.size });
     while (this.leases.held.size > 0 && Date.now() < deadline) {
-      await this.balance();
+      await this.looks.now();
       if (this.members.length === 0) break;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -461,8 +448,7 @@ export class GeneratorWorker implements WorkerView {
     await this.leave();
     this.stopping = true;
     this.timers.forEach(clearInterval);
-    clearTimeout(this.balanceTimer);
-    await this.balancing;
+    await this.looks.stop();
     this.logger.info('stopping', { owned: this.leases.held.size });
     await this.subscriber.stop();
     await this.reconciler.close();

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { parseEvent } from '../lib/events.js';
+import { announcesMembership, parseEvent } from '../lib/events.js';
 import { encodeDisconnect, encodeGap, parseDisconnect, parseGap } from '../lib/control.js';
 
 describe('control messages', () => {
@@ -50,5 +50,15 @@ describe('gap notices', () => {
     for (const bad of ['not json', 'null', '{"type":"joined","at":1}', '{"type":"moved","partition":"x","to":"a","token":1,"how":"acquired","at":1}', '{"type":"left","worker":"w","reason":"why","at":1}', '{"type":"joined","worker":"w"}']) {
       expect(parseEvent(bad), bad).to.equal(null);
     }
+  });
+
+  it('takes a join or a leave of another worker as news, nothing else (its own, moves, forgeries)', () => {
+    const event = (e: object) => JSON.stringify({ at: 1, ...e });
+    expect(announcesMembership(event({ type: 'joined', worker: 'w2' }), 'w1')).to.equal(true);
+    expect(announcesMembership(event({ type: 'left', worker: 'w2', reason: 'silent' }), 'w1')).to.equal(true);
+    expect(announcesMembership(event({ type: 'joined', worker: 'w1' }), 'w1')).to.equal(false);
+    expect(announcesMembership(event({ type: 'moved', partition: 3, from: null, to: 'w2', token: 7, how: 'acquired' }), 'w1')).to.equal(false);
+    expect(announcesMembership('{"type":"joined"}', 'w1')).to.equal(false);
+    expect(announcesMembership('not json', 'w1')).to.equal(false);
   });
 });

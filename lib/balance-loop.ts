@@ -1,0 +1,39 @@
+/**
+ * When a worker looks at membership and leases: one look at a time (a look asked for while
+ * one runs is that one), again a period after each look ends, and at once when something was
+ * announced (a join, a leave, an offer). The worker says how long the period is: short while it
+ * does not hold its share, a renewal interval once settled.
+ */
+export class BalanceLoop {
+  private running: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly look: () => Promise<void>,
+    /** Ms from the end of a look to the next, read after each look. */
+    private readonly periodMs: () => number,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  /** Looks now, or joins the look under way; never rejects. */
+  now(): Promise<void> {
+    this.running ??= this.look()
+      .catch(this.onError)
+      .finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  /** Looks again a period after each look, until stopped. */
+  start(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.now().finally(() => this.start()), this.periodMs());
+  }
+
+  /** No look after this one; resolves when the one under way (if any) ended. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+}

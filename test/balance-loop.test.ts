@@ -1,0 +1,52 @@
+import { expect } from 'chai';
+import { BalanceLoop } from '../lib/balance-loop.js';
+
+describe('balance loop', () => {
+  it('runs one look at a time: a look asked for during another is that one', async () => {
+    let looks = 0;
+    let release!: () => void;
+    const loop = new BalanceLoop(
+      () => {
+        looks++;
+        return new Promise<void>((r) => (release = r));
+      },
+      () => 60_000,
+      () => undefined,
+    );
+    const first = loop.now();
+    const second = loop.now();
+    expect(second).to.equal(first);
+    expect(looks).to.equal(1);
+    release();
+    await first;
+    // Once it ended, asking again makes a new look.
+    const again = loop.now();
+    expect(again).to.not.equal(first);
+    release();
+    await again;
+    expect(looks).to.equal(2);
+  });
+
+  it('looks again a period after each look, hands failures to onError, and stops for good', async () => {
+    const errors: unknown[] = [];
+    let looks = 0;
+    const loop = new BalanceLoop(
+      async () => {
+        looks++;
+        if (looks === 2) throw new Error('redis away');
+      },
+      () => 5,
+      (err) => errors.push(err),
+    );
+    loop.start();
+    for (const deadline = Date.now() + 5000; looks < 3; ) {
+      if (Date.now() > deadline) throw new Error(`only ${looks} looks within 5 s`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(errors.map(String)).to.deep.equal(['Error: redis away']);
+    await loop.stop();
+    const after = looks;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(looks).to.equal(after);
+  });
+});
