@@ -55,6 +55,8 @@ export interface Config {
   flushKeys: number;
   /** Longest a gathered key waits for others before it is appended. */
   flushMaxWaitMs: number;
+  /** How long a keyspace listener stops reading after each chunk received, so a burst of events costs one wake-up. */
+  listenPauseMs: number;
   /** Most dirty keys a worker keeps in memory while Redis refuses their appends. */
   maxPendingKeys: number;
   /** Shortest time between two reading rounds of the dirty streams an owner holds. */
@@ -211,6 +213,7 @@ const SETTINGS: Setting<keyof Config>[] = [
   s({ key: 'flushIntervalMs', env: 'TG_FLUSH_INTERVAL_MS', flag: '--flush-interval-ms', help: 'shortest time between two appends of gathered events to the dirty streams', fallback: 5, parse: integer(0, 10000) }),
   s({ key: 'flushKeys', env: 'TG_FLUSH_KEYS', flag: '--flush-keys', help: 'gathered keys that are appended at once; fewer wait for others up to TG_FLUSH_MAX_WAIT_MS (bigger: bigger batches and ticket jobs, less CPU per write)', fallback: 64, parse: integer(1, 100000) }),
   s({ key: 'flushMaxWaitMs', env: 'TG_FLUSH_MAX_WAIT_MS', flag: '--flush-max-wait-ms', help: 'longest a gathered key waits for TG_FLUSH_KEYS others before it is appended (the freshness a light load gets)', fallback: 100, parse: integer(0, 60000) }),
+  s({ key: 'listenPauseMs', env: 'TG_LISTEN_PAUSE_MS', flag: '--listen-pause-ms', help: 'how long a keyspace listener stops reading after each chunk of events (0: never); the kernel gathers what arrives meanwhile, so a stream of events wakes the worker once a pause instead of once a packet', fallback: 20, parse: integer(0, 1000) }),
   s({ key: 'connectTimeoutMs', env: 'TG_CONNECT_TIMEOUT_MS', flag: '--connect-timeout-ms', help: 'how long a starting worker waits for Redis', fallback: 60000, parse: integer(0) }),
   s({ key: 'reconcileRate', env: 'TG_RECONCILE_RATE', flag: '--reconcile-rate', help: 'keys and index entries compared with the ticket index per second, per worker (0: off)', fallback: 5000, parse: integer(0, 10_000_000) }),
   s({ key: 'reconcileIntervalMs', env: 'TG_RECONCILE_INTERVAL_MS', flag: '--reconcile-interval-ms', help: 'shortest time between the starts of two reconciliation passes', fallback: 30000, parse: integer(0) }),

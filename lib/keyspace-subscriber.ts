@@ -5,11 +5,13 @@
  * pattern subscription; a dropped connection uncovers it until it is confirmed again.
  */
 import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
 import type { Cluster, Redis } from 'ioredis';
 import { EvictionPolicyError, NotificationsDisabledError, NotificationsUncheckedError } from './errors.js';
 import { evictionRisk, type EvictionAnswer } from './eviction.js';
 import type { Logger } from './logger.js';
 import { missingFlags, withRequiredFlags } from './notifications.js';
+import { paceReads } from './read-pacing.js';
 import { connectNode, endpointName, masters, type MasterNode, type RedisClient, type RedisTarget } from './redis.js';
 import { SLOT_COUNT } from './slots.js';
 
@@ -34,6 +36,8 @@ export interface SubscriberOptions {
    * read by each lease renewal: pinging much more often than renewals only costs round trips.
    */
   pingIntervalMs: number;
+  /** How long a connection stops reading after each chunk received (lib/read-pacing.ts); 0: never. */
+  readPauseMs: number;
 }
 
 interface NodeSubscription {
@@ -282,6 +286,7 @@ export class KeyspaceSubscriber extends EventEmitter {
         }
       });
       conn.on('ready', () => {
+        paceReads(conn.stream as Socket, this.opts.readPauseMs);
         this.subscribe(sub)
           .then(() => {
             if (first) resolve();

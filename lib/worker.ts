@@ -251,6 +251,7 @@ export class GeneratorWorker implements WorkerView {
       logger,
       onEvent: (key, event) => this.onEvent(key, event),
       pingIntervalMs: config.renewIntervalMs,
+      readPauseMs: config.listenPauseMs,
     });
     this.coverage = new Coverage({
       workerId: this.id,

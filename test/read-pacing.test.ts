@@ -1,0 +1,76 @@
+import { expect } from 'chai';
+import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { paceReads } from '../lib/read-pacing.js';
+
+/** A loopback server that sends `count` numbered messages, one every `everyMs`, then ends. */
+async function sender(count: number, everyMs: number): Promise<Server> {
+  const server = createServer((conn) => {
+    let i = 0;
+    const timer = setInterval(() => {
+      conn.write(`${i++};`);
+      if (i === count) {
+        clearInterval(timer);
+        conn.end();
+      }
+    }, everyMs);
+    conn.on('close', () => clearInterval(timer));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+/** Reads the whole stream; the chunks it came in and how long it took. */
+function receive(socket: Socket): Promise<{ text: string; chunks: number; ms: number }> {
+  const started = Date.now();
+  let text = '';
+  let chunks = 0;
+  socket.on('data', (d: Buffer) => {
+    chunks++;
+    text += d.toString();
+  });
+  return new Promise((resolve, reject) => {
+    socket.on('error', reject);
+    socket.on('end', () => resolve({ text, chunks, ms: Date.now() - started }));
+  });
+}
+
+const expected = (count: number) => Array.from({ length: count }, (_, i) => `${i};`).join('');
+
+describe('paced reads (real loopback sockets)', () => {
+  let server: Server | undefined;
+  afterEach(() => server?.close());
+
+  it('receives every byte in order, in a few chunks a pause, not one a message', async () => {
+    server = await sender(60, 2);
+    const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    const pauseMs = 40;
+    paceReads(socket, pauseMs);
+    const got = await receive(socket);
+    expect(got.text).to.equal(expected(60));
+    // One read a pause (a read may hand over a few chunks); unpaced, each message is one.
+    expect(got.chunks).to.be.at.most(2 * Math.ceil(got.ms / pauseMs) + 2);
+  });
+
+  it('reads as before once undone during a pause, and a pause of 0 changes nothing', async () => {
+    server = await sender(30, 2);
+    const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    const undo = paceReads(socket, 60_000);
+    socket.once('data', () => setImmediate(undo));
+    const got = await receive(socket);
+    expect(got.text).to.equal(expected(30));
+
+    const plain = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    paceReads(plain, 0);
+    expect((await receive(plain)).text).to.equal(expected(30));
+  });
+
+  it('lets a socket closed during a pause close', async () => {
+    server = await sender(1000, 1);
+    const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    paceReads(socket, 60_000);
+    await new Promise((resolve) => socket.once('data', resolve));
+    socket.destroy();
+    await new Promise((resolve) => (socket.closed ? resolve(null) : socket.once('close', resolve)));
+    expect(socket.destroyed).to.equal(true);
+  });
+});
