@@ -2,17 +2,19 @@
  * When a worker looks at membership and leases: one look at a time (a look asked for while
  * one runs is that one), again a period after each look ends, and at once when something was
  * announced (a join, a leave, an offer). The worker says how long the period is: short while it
- * does not hold its share, a renewal interval once settled.
+ * does not hold its share; none once settled, when its lease renewals ask for each look, so one
+ * timer wakes the worker for both.
  */
 export class BalanceLoop {
   private running: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private started = false;
   private stopped = false;
 
   constructor(
     private readonly look: () => Promise<void>,
-    /** Ms from the end of a look to the next, read after each look. */
-    private readonly periodMs: () => number,
+    /** Ms from the end of a look to the next, read after each look; null: only when asked. */
+    private readonly periodMs: () => number | null,
     private readonly onError: (err: unknown) => void,
   ) {}
 
@@ -20,14 +22,24 @@ export class BalanceLoop {
   now(): Promise<void> {
     this.running ??= this.look()
       .catch(this.onError)
-      .finally(() => (this.running = undefined));
+      .finally(() => {
+        this.running = undefined;
+        this.schedule();
+      });
     return this.running;
   }
 
   /** Looks again a period after each look, until stopped. */
   start(): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => void this.now().finally(() => this.start()), this.periodMs());
+    this.started = true;
+    this.schedule();
+  }
+
+  private schedule(): void {
+    clearTimeout(this.timer);
+    if (!this.started || this.stopped) return;
+    const period = this.periodMs();
+    if (period !== null) this.timer = setTimeout(() => void this.now(), period);
   }
 
   /** No look after this one; resolves when the one under way (if any) ended. */

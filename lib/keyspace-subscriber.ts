@@ -32,10 +32,10 @@ export interface SubscriberOptions {
   /** How often the topology is read again. */
   refreshIntervalMs?: number;
   /**
-   * How often each subscribed connection is pinged to learn what it has heard. The watermark is
-   * read by each lease renewal: pinging much more often than renewals only costs round trips.
+   * How often each subscribed connection is pinged to learn what it has heard; none: only when
+   * ping() is called (the worker pings as each lease renewal starts, the reader of the watermark).
    */
-  pingIntervalMs: number;
+  pingIntervalMs?: number;
   /** How long a connection stops reading after each chunk received (lib/read-pacing.ts); 0: never. */
   readPauseMs: number;
 }
@@ -98,7 +98,7 @@ export class KeyspaceSubscriber extends EventEmitter {
     this.timer = setInterval(() => {
       this.refresh(false).catch((err) => this.opts.logger.warn('topology refresh failed', { err: String(err) }));
     }, this.opts.refreshIntervalMs ?? 5000);
-    this.pinger = setInterval(() => this.ping(), this.opts.pingIntervalMs);
+    if (this.opts.pingIntervalMs !== undefined) this.pinger = setInterval(() => this.ping(), this.opts.pingIntervalMs);
   }
 
   /** True when the master serving the slot has a confirmed subscription. */
@@ -151,7 +151,8 @@ export class KeyspaceSubscriber extends EventEmitter {
     return upTo === Infinity ? 0 : upTo;
   }
 
-  private ping(): void {
+  /** Pings every confirmed connection not pinged already; its answer moves the connection's watermark. */
+  ping(): void {
     for (const sub of this.nodes.values()) {
       if (!sub.confirmed || sub.pinging) continue;
       sub.pinging = true;

@@ -46,7 +46,10 @@ export async function readLeases(client: RedisClient, keys: Keys, partitions: nu
   return read.map(([owner, token, offer]) => ({ owner: owner ?? null, token: Number(token ?? 0), offer: offer || null }));
 }
 
-/** Emits 'lost' (partition, reason) and 'renewed' (ms the round took). */
+/**
+ * Emits 'tick' as each renewal round starts (what else runs once a renewal interval runs on it: one
+ * timer wakes the worker), 'lost' (partition, reason) and 'renewed' (ms the round took).
+ */
 export class LeaseKeeper extends EventEmitter {
   readonly held = new Map<number, HeldLease>();
   private timer: NodeJS.Timeout | undefined;
@@ -76,6 +79,7 @@ export class LeaseKeeper extends EventEmitter {
     const loop = () => {
       if (this.stopped) return;
       this.timer = setTimeout(() => {
+        this.emit('tick');
         this.round = this.renewAll().finally(loop);
       }, this.opts.renewIntervalMs);
     };

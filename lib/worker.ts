@@ -35,8 +35,8 @@ const SWEEP_INTERVAL_MS = 5000;
 
 /**
  * Time between two looks at membership and leases while this worker does not hold its share (a
- * lease to wait for, an offer to make); settled, it looks once a renewal interval. Joins, leaves
- * and offers are announced, so they are looked at at once either way.
+ * lease to wait for, an offer to make); settled, it looks as each lease renewal starts. Joins,
+ * leaves and offers are announced, so they are looked at at once either way.
  */
 const UNSETTLED_BALANCE_MS = 250;
 
@@ -107,7 +107,7 @@ export class GeneratorWorker implements WorkerView {
     this.forwarding = new Uint8Array(config.partitions);
     this.looks = new BalanceLoop(
       () => this.rebalance(),
-      () => (this.settled && !this.leaving ? config.renewIntervalMs : Math.min(UNSETTLED_BALANCE_MS, config.renewIntervalMs)),
+      () => (this.settled && !this.leaving ? null : Math.min(UNSETTLED_BALANCE_MS, config.renewIntervalMs)),
       (err) => this.logger.warn('balancing failed', { err: String(err) }),
     );
   }
@@ -222,6 +222,11 @@ export class GeneratorWorker implements WorkerView {
       this.writer.flushNow();
       this.leasesStale = true;
     });
+    // One timer a renewal interval: the pings whose answers the next renewal reads, and a settled look.
+    this.leases.on('tick', () => {
+      this.subscriber.ping();
+      if (this.started && this.settled && !this.leaving && !this.stopping) void this.looks.now();
+    });
     const sentAt = Date.now();
     const [seconds, micros] = await this.client.time();
     const clockOffsetMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - (sentAt + Date.now()) / 2;
@@ -250,7 +255,6 @@ export class GeneratorWorker implements WorkerView {
       evictionPolicy: config.evictionPolicy,
       logger,
       onEvent: (key, event) => this.onEvent(key, event),
-      pingIntervalMs: config.renewIntervalMs,
       readPauseMs: config.listenPauseMs,
     });
     this.coverage = new Coverage({

@@ -49,4 +49,27 @@ describe('balance loop', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(looks).to.equal(after);
   });
+
+  it('with no period looks only when asked, and looks on its own again once a period is given', async () => {
+    let looks = 0;
+    let period: number | null = null;
+    const loop = new BalanceLoop(
+      async () => void looks++,
+      () => period,
+      () => undefined,
+    );
+    loop.start();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(looks).to.equal(0);
+    await loop.now();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(looks).to.equal(1);
+    period = 5;
+    await loop.now();
+    for (const deadline = Date.now() + 5000; looks < 4; ) {
+      if (Date.now() > deadline) throw new Error(`only ${looks} looks within 5 s`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await loop.stop();
+  });
 });
