@@ -58,7 +58,6 @@ export interface WorkerOptions {
   logger?: Logger;
 }
 
-
 export class GeneratorWorker implements WorkerView {
   readonly id: string;
   readonly logger: Logger;
