@@ -14,6 +14,8 @@ async function sender(count: number, everyMs: number): Promise<Server> {
       }
     }, everyMs);
     conn.on('close', () => clearInterval(timer));
+    // A reader that goes away mid-stream resets the connection: that ends this sender, nothing more.
+    conn.on('error', () => clearInterval(timer));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return server;
