@@ -429,15 +429,19 @@ try {
   log(`redis ${url}  prefix ${prefix}  ${a.external ? 'workers started by hand' : `workers ${workerCount}  chaos ${chaos}`}`);
 
   let handovers = 0;
+  // Moves published before the load starts are the start-up's, however late they are read here.
+  let countMovesFrom = Infinity;
   events = redis.duplicate();
   events.on('error', () => undefined);
   events.on('message', (_c: string, m: string) => {
-    if ((JSON.parse(m) as ClusterEvent).type === 'moved') handovers++;
+    const event = JSON.parse(m) as ClusterEvent;
+    if (event.type === 'moved' && event.at >= countMovesFrom) handovers++;
   });
   await events.subscribe(keys.eventsChannel());
 
   if (!a.external) for (let i = 0; i < workerCount; i++) startWorker(url, prefix);
   await waitForOwners(redis, keys, a.external ? undefined : workerCount);
+  countMovesFrom = Date.now();
   handovers = 0;
   log('every partition has an owner; starting the load');
 
