@@ -14,7 +14,7 @@ import { Keys } from '../lib/keys.js';
 import { readLeases } from '../lib/lease-keeper.js';
 import { startLocalRedis, type LocalRedis } from '../lib/local-redis.js';
 import { connect, detectTarget } from '../lib/redis.js';
-import { cpuMs } from './proc.js';
+import { cpuMs, wakeups } from './proc.js';
 
 const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '3' }, seconds: { type: 'string', default: '10' }, warmup: { type: 'string', default: '30' } }, strict: true });
 const count = Number(a.workers);
@@ -47,9 +47,13 @@ try {
   // and V8 collecting and shrinking the heap the start grew (about 30 s of it, measured).
   await new Promise((r) => setTimeout(r, warmup * 1000));
   const before = workers.map((w) => cpuMs(w.pid!));
+  const slept = workers.map((w) => wakeups(w.pid!));
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const used = workers.map((w, i) => cpuMs(w.pid!) - before[i]!);
-  process.stdout.write(`${count} idle worker(s), ${seconds} s: CPU ${used.map((ms) => `${(ms / seconds).toFixed(1)}`).join(', ')} ms/s\n`);
+  const woke = workers.map((w, i) => wakeups(w.pid!) - slept[i]!);
+  process.stdout.write(
+    `${count} idle worker(s), ${seconds} s: CPU ${used.map((ms) => `${(ms / seconds).toFixed(1)}`).join(', ')} ms/s; wake-ups ${woke.map((n) => `${(n / seconds).toFixed(1)}`).join(', ')} a second\n`,
+  );
 } finally {
   workers.forEach((w) => w.kill('SIGTERM'));
   await Promise.all(workers.map((w) => new Promise((r) => (w.exitCode !== null ? r(null) : w.once('exit', r)))));

@@ -1,8 +1,19 @@
-/** CPU time of processes from /proc (Linux), for the benchmarks. */
+/** CPU time and wake-ups of processes from /proc (Linux), for the benchmarks. */
 import { readFileSync } from 'node:fs';
 
 /** User plus system CPU time of a process so far, ms (clock ticks of 10 ms). */
 export function cpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/**
+ * Times the process's main thread went to sleep waiting (voluntary context switches) so far: for a
+ * Node process, about one a wake-up of its event loop. Counted by the kernel, so it varies far less
+ * from run to run than CPU time on a shared machine.
+ */
+export function wakeups(pid: number): number {
+  const match = /^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (match === null) throw new Error(`/proc/${pid}/status has no voluntary_ctxt_switches`);
+  return Number(match[1]);
 }
