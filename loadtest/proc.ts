@@ -17,3 +17,10 @@ export function wakeups(pid: number): number {
   if (match === null) throw new Error(`/proc/${pid}/status has no voluntary_ctxt_switches`);
   return Number(match[1]);
 }
+
+/** Write system calls (write, writev: socket sends included) the process made so far, from /proc/<pid>/io. */
+export function writeCalls(pid: number): number {
+  const match = /^syscw:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+  if (match === null) throw new Error(`/proc/${pid}/io has no syscw`);
+  return Number(match[1]);
+}

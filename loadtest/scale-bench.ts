@@ -2,10 +2,10 @@
  * `npm run bench:scale`: what a write costs as workers are added, and how evenly the masters
  * share the work. For each worker count, on a fresh prefix of the embedded 3-master cluster:
  * starts the workers, waits until every partition has an owner, writes the same load with the
- * load writer, waits until the dirty streams are empty, and reports the workers' CPU time and
- * wake-ups (voluntary context switches of their main threads) per write (from /proc) and, per
- * master, the commands processed and the CPU used (INFO) as the busiest master's share against
- * the mean.
+ * load writer, waits until the dirty streams are empty, and reports per write the workers' CPU
+ * time, wake-ups (voluntary context switches of their main threads) and write system calls (from
+ * /proc), and per master the commands processed and the CPU used (INFO) as the busiest master's
+ * share against the mean.
  *
  * node loadtest/scale-bench.js [--workers 1,3,6] [--writes 60000] [--rate 3000]
  */
@@ -24,7 +24,7 @@ import { startLocalRedis, type LocalRedis } from '../lib/local-redis.js';
 import { queueShardTags } from '../lib/shards.js';
 import { jobCounts, openShards } from '../lib/ticket-queue.js';
 import { connect, detectTarget, masters } from '../lib/redis.js';
-import { cpuMs, wakeups } from './proc.js';
+import { cpuMs, wakeups, writeCalls } from './proc.js';
 
 const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '1,3,6' }, writes: { type: 'string', default: '60000' }, rate: { type: 'string', default: '3000' } }, strict: true });
 const counts = a.workers!.split(',').map(Number);
@@ -101,6 +101,7 @@ try {
       await new Promise((r) => setTimeout(r, 5000));
       const cpu0 = workers.map((w) => cpuMs(w.pid!));
       const woke0 = workers.map((w) => wakeups(w.pid!));
+      const sent0 = workers.map((w) => writeCalls(w.pid!));
       const m0 = await masterCounters();
       const writer = spawn(process.execPath, [here('./writer.js'), '--url', url, '--prefix', prefix, '--rate', String(rate), '--writes', String(writes), '--duration-ms', String((writes / rate) * 1000), '--keys', '10000', '--out', join(out, `${prefix}.json`)], { stdio: ['ignore', 'ignore', 'inherit'] });
       const code = await within((writes / rate) * 1000 + 60000, 'the load writer to finish', new Promise((r) => writer.on('exit', r)));
@@ -115,11 +116,12 @@ try {
       }
       const cpu = workers.map((w, i) => cpuMs(w.pid!) - cpu0[i]!).reduce((x, y) => x + y, 0);
       const woke = workers.map((w, i) => wakeups(w.pid!) - woke0[i]!).reduce((x, y) => x + y, 0);
+      const sent = workers.map((w, i) => writeCalls(w.pid!) - sent0[i]!).reduce((x, y) => x + y, 0);
       const m1 = await masterCounters();
       const commands = m1.map((m, i) => m.commands - m0[i]!.commands);
       const masterCpu = m1.map((m, i) => m.cpu - m0[i]!.cpu);
       process.stdout.write(
-        `${count} worker(s): ${((cpu * 1000) / writes).toFixed(0)} µs worker CPU per write, ${(woke / writes).toFixed(2)} wake-ups per write; busiest master / mean: ${ratio(commands).toFixed(2)} in commands, ${ratio(masterCpu).toFixed(2)} in CPU ` +
+        `${count} worker(s): ${((cpu * 1000) / writes).toFixed(0)} µs worker CPU per write, ${(woke / writes).toFixed(2)} wake-ups and ${(sent / writes).toFixed(2)} write calls per write; busiest master / mean: ${ratio(commands).toFixed(2)} in commands, ${ratio(masterCpu).toFixed(2)} in CPU ` +
           `(commands per master ${commands.join(', ')})\n  calls per write: ${topCalls(m0, m1)}\n`,
       );
     } finally {
