@@ -1,4 +1,4 @@
-/** CPU time and wake-ups of processes from /proc (Linux), for the benchmarks. */
+/** CPU time, wake-ups and write calls of processes from /proc (Linux), for the benchmarks. */
 import { readFileSync } from 'node:fs';
 
 /** User plus system CPU time of a process so far, ms (clock ticks of 10 ms). */
