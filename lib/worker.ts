@@ -169,8 +169,10 @@ export class GeneratorWorker implements WorkerView {
     const { config, logger, keys } = this;
     const target = (this.target = await waitForTarget(config.redis, config.connectTimeoutMs, logger, this.starting.signal));
     logger.info('starting', { redis: config.redis.display, cluster: target.cluster, partitions: config.partitions, watch: config.watch });
-    // The subscriber's topology reads refresh its slot map (lib/keyspace-subscriber.ts).
-    this.client = connect(target, { connectionName: `tg-${this.id}`, periodicSlotsRefresh: false });
+    // The subscriber's topology reads refresh its slot map (lib/keyspace-subscriber.ts). No
+    // auto-pipelining: the hot path already batches one script call a node, and each auto-pipeline
+    // is an ioredis Pipeline that copies every defined script onto itself (BENCHMARKS.md).
+    this.client = connect(target, { connectionName: `tg-${this.id}`, periodicSlotsRefresh: false, autoPipelining: false });
     // BullMQ duplicates this client for each blocking connection: none of them refreshes the slot map on a timer.
     this.bullClient = connect(target, { maxRetriesPerRequest: null, connectionName: `tg-${this.id}-bull`, autoPipelining: false, periodicSlotsRefresh: false });
     this.client.on('error', (err: Error) => logger.debug('redis error', { err: err.message }));
