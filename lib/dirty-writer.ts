@@ -1,7 +1,7 @@
 /**
  * The subscriber side of a dirty stream: keyspace events of forwarded partitions are
- * coalesced in memory for a few milliseconds and appended (XADD, auto-pipelined) to their
- * partition's stream. Appends never overlap, so under load batches simply grow. Entries
+ * coalesced in memory for a few milliseconds and appended to their partition's stream (one
+ * script call a Redis node, or XADDs where a node gets one partition's keys). Appends never overlap, so under load batches simply grow. Entries
  * seen while a partition was forwarded are appended even after it moved: late appends
  * are duplicates at worst, while dropping them could lose the last change (DESIGN.md).
  *
