@@ -35,6 +35,15 @@ export class BalanceLoop {
     this.schedule();
   }
 
+  /**
+   * A lease renewal round started: while there is no period (settled), that is when to look, so
+   * one timer wakes the worker for both. Not before start() (the start makes its own first look)
+   * nor after stop().
+   */
+  tick(): void {
+    if (this.started && !this.stopped && this.periodMs() === null) void this.now();
+  }
+
   private schedule(): void {
     clearTimeout(this.timer);
     if (!this.started || this.stopped) return;

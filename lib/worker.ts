@@ -226,7 +226,7 @@ export class GeneratorWorker implements WorkerView {
     // One timer a renewal interval: the pings whose answers the next renewal reads, and a settled look.
     this.leases.on('tick', () => {
       this.subscriber.ping();
-      if (this.started && this.settled && !this.leaving && !this.stopping) void this.looks.now();
+      this.looks.tick();
     });
     const sentAt = Date.now();
     const [seconds, micros] = await this.client.time();

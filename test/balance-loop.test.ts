@@ -72,4 +72,28 @@ describe('balance loop', () => {
     }
     await loop.stop();
   });
+
+  it('looks on a tick only once started, only while it has no period, and not once stopped', async () => {
+    let looks = 0;
+    let period: number | null = null;
+    const loop = new BalanceLoop(
+      async () => void looks++,
+      () => period,
+      () => undefined,
+    );
+    loop.tick();
+    expect(looks).to.equal(0);
+    loop.start();
+    loop.tick();
+    // The look starts at once (the look function runs up to its first await).
+    expect(looks).to.equal(1);
+    await loop.now();
+    period = 60_000;
+    loop.tick();
+    expect(looks).to.equal(1);
+    period = null;
+    await loop.stop();
+    loop.tick();
+    expect(looks).to.equal(1);
+  });
 });
