@@ -61,7 +61,7 @@ export class TicketIndex {
     return raw.map(parseIndexEntry);
   }
 
-  /** Entries of each partition's index, tombstones included (HLEN each, one round trip a node). */
+  /** Entries of each partition's index, tombstones included (an HLEN each, all sent at once). */
   async sizes(partitions: readonly number[]): Promise<number[]> {
     return Promise.all(partitions.map((p) => this.client.hlen(this.keys.index(p))));
   }

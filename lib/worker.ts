@@ -439,16 +439,16 @@ export class GeneratorWorker implements WorkerView {
     this.logger.info('left', { stillOwned: this.leases.held.size, members: this.members.length });
   }
 
-  /**
-   * Graceful stop: after the handover, no new events are forwarded, what was gathered is
-   * appended and enqueued, active ticket jobs finish, the leases left are released. The caller races it
-   * against the shutdown deadline.
-   */
   /** Ends a start that still waits for an unreachable Redis: it rejects with a StartAborted. */
   abortStart(): void {
     this.starting.abort(new StartAborted());
   }
 
+  /**
+   * Graceful stop: after the handover, no new events are forwarded, what was gathered is
+   * appended and enqueued, active ticket jobs finish, the leases left are released. The caller races it
+   * against the shutdown deadline.
+   */
   async stop(): Promise<void> {
     if (this.stopping || this.leaving) return;
     await this.leave();
