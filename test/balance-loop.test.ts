@@ -1,6 +1,18 @@
 import { expect } from 'chai';
 import { BalanceLoop } from '../lib/balance-loop.js';
 
+/** A loop whose looks only count, with a period the test sets (none at first). */
+function countingLoop(): { loop: BalanceLoop; looks: () => number; setPeriod: (ms: number | null) => void } {
+  let looks = 0;
+  let period: number | null = null;
+  const loop = new BalanceLoop(
+    async () => void looks++,
+    () => period,
+    () => undefined,
+  );
+  return { loop, looks: () => looks, setPeriod: (ms) => (period = ms) };
+}
+
 describe('balance loop', () => {
   it('runs one look at a time: a look asked for during another is that one', async () => {
     let looks = 0;
@@ -51,49 +63,37 @@ describe('balance loop', () => {
   });
 
   it('with no period looks only when asked, and looks on its own again once a period is given', async () => {
-    let looks = 0;
-    let period: number | null = null;
-    const loop = new BalanceLoop(
-      async () => void looks++,
-      () => period,
-      () => undefined,
-    );
+    const { loop, looks, setPeriod } = countingLoop();
     loop.start();
     await new Promise((r) => setTimeout(r, 50));
-    expect(looks).to.equal(0);
+    expect(looks()).to.equal(0);
     await loop.now();
     await new Promise((r) => setTimeout(r, 50));
-    expect(looks).to.equal(1);
-    period = 5;
+    expect(looks()).to.equal(1);
+    setPeriod(5);
     await loop.now();
-    for (const deadline = Date.now() + 5000; looks < 4; ) {
-      if (Date.now() > deadline) throw new Error(`only ${looks} looks within 5 s`);
+    for (const deadline = Date.now() + 5000; looks() < 4; ) {
+      if (Date.now() > deadline) throw new Error(`only ${looks()} looks within 5 s`);
       await new Promise((r) => setTimeout(r, 5));
     }
     await loop.stop();
   });
 
   it('looks on a tick only once started, only while it has no period, and not once stopped', async () => {
-    let looks = 0;
-    let period: number | null = null;
-    const loop = new BalanceLoop(
-      async () => void looks++,
-      () => period,
-      () => undefined,
-    );
+    const { loop, looks, setPeriod } = countingLoop();
     loop.tick();
-    expect(looks).to.equal(0);
+    expect(looks()).to.equal(0);
     loop.start();
     loop.tick();
     // The look starts at once (the look function runs up to its first await).
-    expect(looks).to.equal(1);
+    expect(looks()).to.equal(1);
     await loop.now();
-    period = 60_000;
+    setPeriod(60_000);
     loop.tick();
-    expect(looks).to.equal(1);
-    period = null;
+    expect(looks()).to.equal(1);
+    setPeriod(null);
     await loop.stop();
     loop.tick();
-    expect(looks).to.equal(1);
+    expect(looks()).to.equal(1);
   });
 });
