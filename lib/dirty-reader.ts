@@ -104,8 +104,11 @@ export class DirtyReader {
   }
 
   private kick(): void {
-    // A poke that arrives between the end of a loop and its cleanup must start the next one.
-    this.running ??= this.loop().finally(() => {
+    // A poke that arrives between the end of a loop and its cleanup must start the next one. The
+    // loop starts after the current task: an append pokes its partitions one by one, and a round
+    // started at the first poke would carry that partition alone (a ticket job for a key or two)
+    // and leave the others to a second round.
+    this.running ??= Promise.resolve().then(() => this.loop()).finally(() => {
       this.running = undefined;
       if (this.dirty.size > 0) this.kick();
     });

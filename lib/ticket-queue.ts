@@ -3,7 +3,7 @@
  * coalesced batch of dirty keys, so the per-job cost of BullMQ is shared by many keys. Keys
  * travel as base64 so any byte content survives BullMQ's JSON encoding.
  */
-import { Queue, type ConnectionOptions, type JobType } from 'bullmq';
+import { Queue, type ConnectionOptions, type JobsOptions, type JobType } from 'bullmq';
 import type { CoalescedKey } from './coalescer.js';
 import { TICKET_QUEUE, type Keys } from './keys.js';
 import { queueShardTags } from './shards.js';
@@ -50,6 +50,8 @@ export class TicketQueue {
   readonly queues: Queue<TicketJobData>[];
   /** The shard the next job goes to. */
   private turn = 0;
+  /** Jobs added so far (a counter for metrics: keys per job is what BullMQ's cost is shared by). */
+  added = 0;
 
   constructor(
     connection: ConnectionOptions,
@@ -67,7 +69,7 @@ export class TicketQueue {
    * the jobs evenly over the shards' masters.
    */
   async enqueue(items: readonly CoalescedKey[], perJob: number): Promise<void> {
-    const byShard = this.queues.map(() => [] as { name: string; data: TicketJobData; opts: object }[]);
+    const byShard = this.queues.map(() => [] as { name: string; data: TicketJobData; opts: JobsOptions }[]);
     for (let at = 0; at < items.length; at += perJob) {
       byShard[this.turn]!.push({
         name: 'tickets',
@@ -81,7 +83,16 @@ export class TicketQueue {
       });
       this.turn = (this.turn + 1) % this.queues.length;
     }
-    await Promise.all(byShard.map((jobs, i) => (jobs.length > 0 ? this.queues[i]!.addBulk(jobs) : undefined)));
+    // A lone job goes with add: addBulk builds an ioredis pipeline, which copies every script
+    // defined on the client (BullMQ's and ours) for one command.
+    await Promise.all(
+      byShard.map((jobs, i) => {
+        const queue = this.queues[i]!;
+        if (jobs.length === 1) return queue.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts);
+        return jobs.length > 1 ? queue.addBulk(jobs) : undefined;
+      }),
+    );
+    this.added += Math.ceil(items.length / perJob);
   }
 
   async close(): Promise<void> {

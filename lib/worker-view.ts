@@ -19,6 +19,7 @@ export interface WorkerSnapshot extends WorkerStats {
   dirtyKeysAppended: number;
   dirtyEntriesRead: number;
   keysEnqueued: number;
+  ticketJobsEnqueued: number;
   ticketsMade: number;
   pendingInMemory: number;
   partitionsOwned: number;

@@ -123,6 +123,7 @@ export class GeneratorWorker implements WorkerView {
       dirtyKeysAppended: this.writer.appended,
       dirtyEntriesRead: this.reader.entriesRead,
       keysEnqueued: this.reader.enqueued,
+      ticketJobsEnqueued: this.queue.added,
       ticketsMade: this.tickets.made,
       pendingInMemory: this.writer.backlog,
       partitionsOwned: this.leases.held.size,

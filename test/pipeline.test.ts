@@ -165,6 +165,24 @@ for (const mode of ['standalone', 'cluster'] as const) {
       expect(total).to.be.at.most(10);
     });
 
+    it('makes one ticket job of a burst of keys of 60 partitions appended together', async () => {
+      // TG_FLUSH_KEYS above the burst: the keys wait TG_FLUSH_MAX_WAIT_MS and go in one append.
+      worker = await startWorker(testConfig(url, prefix, { TG_WATCH: watchOf(prefix), TG_FLUSH_KEYS: '1000' }));
+      const byPartition = new Map<number, string>();
+      for (let i = 0; byPartition.size < 60; i++) {
+        const key = `${prefix}-k:burst:${i}`;
+        const partition = partitionOfSlot(keySlot(key), 271);
+        if (!byPartition.has(partition)) byPartition.set(partition, key);
+      }
+      const made = worker.snapshot().ticketsMade;
+      const jobs = worker.snapshot().ticketJobsEnqueued;
+      await Promise.all([...byPartition.values()].map((key) => redis.set(key, 'v')));
+      await waitFor(() => worker!.snapshot().ticketsMade >= made + 60, { timeoutMs: 30000, what: '60 tickets made' });
+      // The append pokes its partitions one by one: a reading round started at the first poke
+      // would make a job of that partition's key alone, and a second job of the rest.
+      expect(worker.snapshot().ticketJobsEnqueued - jobs).to.equal(1);
+    });
+
     it('keeps the last update when the key changes while its ticket job is active (concurrency 8)', async () => {
       const key = `${prefix}-k:racing`;
       let release!: () => void;
