@@ -11,7 +11,7 @@ import { EvictionPolicyError, NotificationsDisabledError, NotificationsUnchecked
 import { evictionRisk, type EvictionAnswer } from './eviction.js';
 import type { Logger } from './logger.js';
 import { missingFlags, withRequiredFlags } from './notifications.js';
-import { paceReads } from './read-pacing.js';
+import { ReadPacer } from './read-pacing.js';
 import { connectNode, endpointName, masters, type MasterNode, type RedisClient, type RedisTarget } from './redis.js';
 import { SLOT_COUNT } from './slots.js';
 
@@ -36,7 +36,7 @@ export interface SubscriberOptions {
    * ping() is called (the worker pings as each lease renewal starts, the reader of the watermark).
    */
   pingIntervalMs?: number;
-  /** How long a connection stops reading after each chunk received (lib/read-pacing.ts); 0: never. */
+  /** How long a connection stops reading after each chunk received (lib/read-pacing.ts: one clock for all of them); 0: never. */
   readPauseMs: number;
 }
 
@@ -83,9 +83,11 @@ export class KeyspaceSubscriber extends EventEmitter {
   private pinger: NodeJS.Timeout | undefined;
   private stopped = false;
   private refreshing: Promise<void> | undefined;
+  private readonly pacer: ReadPacer;
 
   constructor(private readonly opts: SubscriberOptions) {
     super();
+    this.pacer = new ReadPacer(opts.readPauseMs);
     const db = opts.target.cluster ? 0 : opts.target.settings.db;
     const channelPrefix = `__keyspace@${db}__:`;
     this.channelPrefixLength = Buffer.byteLength(channelPrefix);
@@ -287,7 +289,7 @@ export class KeyspaceSubscriber extends EventEmitter {
         }
       });
       conn.on('ready', () => {
-        paceReads(conn.stream as Socket, this.opts.readPauseMs);
+        this.pacer.pace(conn.stream as Socket);
         this.subscribe(sub)
           .then(() => {
             if (first) resolve();

@@ -1,8 +1,12 @@
 /**
- * Paced reads on a busy socket: after each chunk received, the socket stops reading for a while
- * and the kernel gathers what arrives meanwhile, so a stream of small messages (keyspace
+ * Paced reads on busy sockets: after each chunk received, a socket stops reading for a while and
+ * the kernel gathers what arrives meanwhile, so a stream of small messages (keyspace
  * notifications, one per write) wakes the process once a pause instead of once a packet. On a
  * virtual machine a wake-up costs about as much as handling a dozen notifications.
+ *
+ * The sockets of one pacer share its clock: one timer resumes every socket paused since the last
+ * one, so a worker listening on several masters reads them all in the same wake-up instead of
+ * each on its own phase (and its own timer).
  *
  * Pausing the stream alone would not do: it goes on reading into its buffer up to its high-water
  * mark. The handle's readStop is what net.Socket#pause uses for sockets created with `onread`.
@@ -15,46 +19,71 @@ interface ReadHandle {
   readStart(): number;
 }
 
-/** Paces the socket's reads by `pauseMs`; returns what undoes it. */
-export function paceReads(socket: Socket, pauseMs: number): () => void {
-  if (pauseMs <= 0) return () => undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const handleOf = (): ReadHandle | undefined => {
-    const handle = (socket as unknown as { _handle?: Partial<ReadHandle> | null })._handle;
-    return typeof handle?.readStop === 'function' && typeof handle.readStart === 'function' ? (handle as ReadHandle) : undefined;
-  };
-  // After a chunk the stream asks its handle for more on the next tick: the handle stops once
-  // that is past, and is started again here (the stream, still waiting for its last ask, would not).
-  const stopHandle = () => {
-    const handle = handleOf();
-    if (timer === undefined || socket.destroyed || handle === undefined || !handle.reading) return;
-    handle.reading = false;
-    handle.readStop();
-  };
-  const resume = () => {
-    timer = undefined;
+function handleOf(socket: Socket): ReadHandle | undefined {
+  const handle = (socket as unknown as { _handle?: Partial<ReadHandle> | null })._handle;
+  return typeof handle?.readStop === 'function' && typeof handle.readStart === 'function' ? (handle as ReadHandle) : undefined;
+}
+
+export class ReadPacer {
+  /** Sockets paused until the next tick. */
+  private readonly paused = new Set<Socket>();
+  /** Sockets paused in this turn of the event loop, whose handles stop at its end. */
+  private readonly stopping = new Set<Socket>();
+  private timer: NodeJS.Timeout | undefined;
+  /** Pauses that ended so far, each resuming every socket paused during it. */
+  ticks = 0;
+
+  constructor(private readonly pauseMs: number) {}
+
+  /** Paces the socket's reads; returns what undoes it. */
+  pace(socket: Socket): () => void {
+    if (this.pauseMs <= 0) return () => undefined;
+    const onData = () => {
+      if (this.paused.has(socket) || socket.destroyed) return;
+      socket.pause();
+      this.paused.add(socket);
+      this.timer ??= setTimeout(() => this.tick(), this.pauseMs);
+      // After a chunk the stream asks its handle for more on the next tick: the handle stops once
+      // that is past, and is started again by resume() (the stream, still waiting for its last ask, would not).
+      if (this.stopping.size === 0) setImmediate(() => this.stopHandles());
+      this.stopping.add(socket);
+    };
+    const stop = () => {
+      socket.off('data', onData);
+      socket.off('close', stop);
+      this.stopping.delete(socket);
+      if (this.paused.delete(socket)) this.resume(socket);
+    };
+    socket.on('data', onData);
+    socket.once('close', stop);
+    return stop;
+  }
+
+  private stopHandles(): void {
+    for (const socket of this.stopping) {
+      const handle = handleOf(socket);
+      if (!this.paused.has(socket) || socket.destroyed || handle === undefined || !handle.reading) continue;
+      handle.reading = false;
+      handle.readStop();
+    }
+    this.stopping.clear();
+  }
+
+  private tick(): void {
+    this.timer = undefined;
+    this.ticks++;
+    const sockets = [...this.paused];
+    this.paused.clear();
+    for (const socket of sockets) this.resume(socket);
+  }
+
+  private resume(socket: Socket): void {
     if (socket.destroyed) return;
     socket.resume();
-    const handle = handleOf();
+    const handle = handleOf(socket);
     if (handle === undefined || handle.reading) return;
     handle.reading = true;
     const err = handle.readStart();
     if (err !== 0) socket.destroy(new Error(`could not read the socket again (libuv error ${err})`));
-  };
-  const onData = () => {
-    if (timer !== undefined || socket.destroyed) return;
-    socket.pause();
-    timer = setTimeout(resume, pauseMs);
-    setImmediate(stopHandle);
-  };
-  const stop = () => {
-    socket.off('data', onData);
-    socket.off('close', stop);
-    if (timer === undefined) return;
-    clearTimeout(timer);
-    resume();
-  };
-  socket.on('data', onData);
-  socket.once('close', stop);
-  return stop;
+  }
 }

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
-import { paceReads } from '../lib/read-pacing.js';
+import { ReadPacer } from '../lib/read-pacing.js';
 
 /** A loopback server that sends `count` numbered messages, one every `everyMs`, then ends. */
 async function sender(count: number, everyMs: number): Promise<Server> {
@@ -46,30 +46,44 @@ describe('paced reads (real loopback sockets)', () => {
     server = await sender(60, 2);
     const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
     const pauseMs = 40;
-    paceReads(socket, pauseMs);
+    new ReadPacer(pauseMs).pace(socket);
     const got = await receive(socket);
     expect(got.text).to.equal(expected(60));
     // One read a pause (a read may hand over a few chunks); unpaced, each message is one.
     expect(got.chunks).to.be.at.most(2 * Math.ceil(got.ms / pauseMs) + 2);
   });
 
+  it('resumes all the sockets it paces on one clock: one timer a pause, not one a socket', async () => {
+    server = await sender(200, 2);
+    const { port } = server.address() as AddressInfo;
+    const pauseMs = 40;
+    const pacer = new ReadPacer(pauseMs);
+    const sockets = [connect(port, '127.0.0.1'), connect(port, '127.0.0.1')];
+    for (const socket of sockets) pacer.pace(socket);
+    const started = Date.now();
+    const got = await Promise.all(sockets.map(receive));
+    for (const g of got) expect(g.text).to.equal(expected(200));
+    // Each socket on its own clock would arm a timer a pause each: about twice as many.
+    expect(pacer.ticks).to.be.at.most(Math.ceil((Date.now() - started) / pauseMs) + 2);
+  });
+
   it('reads as before once undone during a pause, and a pause of 0 changes nothing', async () => {
     server = await sender(30, 2);
     const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
-    const undo = paceReads(socket, 60_000);
+    const undo = new ReadPacer(60_000).pace(socket);
     socket.once('data', () => setImmediate(undo));
     const got = await receive(socket);
     expect(got.text).to.equal(expected(30));
 
     const plain = connect((server.address() as AddressInfo).port, '127.0.0.1');
-    paceReads(plain, 0);
+    new ReadPacer(0).pace(plain);
     expect((await receive(plain)).text).to.equal(expected(30));
   });
 
   it('lets a socket closed during a pause close', async () => {
     server = await sender(1000, 1);
     const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
-    paceReads(socket, 60_000);
+    new ReadPacer(60_000).pace(socket);
     await new Promise((resolve) => socket.once('data', resolve));
     socket.destroy();
     await new Promise((resolve) => (socket.closed ? resolve(null) : socket.once('close', resolve)));
