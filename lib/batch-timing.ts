@@ -7,6 +7,9 @@
  * would make more, smaller batches of the same writes. So a batch waits until `batchKeys` keys
  * wait, but never longer than `maxWaitMs` after its first key, nor less than `intervalMs` after
  * the last batch (a Kafka producer's batch.size and linger.ms).
+ *
+ * The listeners feeding a batch pace their reads the same way (readPause): reading more often
+ * than a batch can fill only costs wake-ups.
  */
 
 export interface BatchTiming {
@@ -32,4 +35,17 @@ export function batchDelay(t: BatchTiming, s: BatchState): number {
   const floor = s.lastBatch + t.intervalMs - s.now;
   if (s.waiting >= t.batchKeys) return Math.max(0, floor);
   return Math.max(0, floor, s.waitingSince + t.maxWaitMs - s.now);
+}
+
+/**
+ * How long a keyspace listener stops reading after a chunk (lib/read-pacing.ts): about the time
+ * `batchKeys` keys take to come at the rate keys are forwarded now, but at least `minMs` (0: never
+ * paused) and at most half of `maxWaitMs`, so a key is read well before its batch is due. A worker
+ * carrying a small share of the writes reads a few times per batch instead of `1000 / minMs`
+ * times a second.
+ */
+export function readPause(t: BatchTiming, minMs: number, keysPerMs: number): number {
+  if (minMs <= 0) return 0;
+  const longest = Math.max(minMs, t.maxWaitMs / 2);
+  return keysPerMs > 0 ? Math.min(longest, Math.max(minMs, t.batchKeys / keysPerMs)) : longest;
 }

@@ -52,6 +52,10 @@ export class DirtyWriter {
   /** When the last append started, and since when the first key waiting now waits (ms; 0: none waits). */
   private lastFlush = 0;
   private waitingSince = 0;
+  /** Keys added since `rateFrom` (ms), and the rate of the keys added, smoothed over the reads of it. */
+  private added = 0;
+  private rateFrom = Date.now();
+  private keysPerMs = 0;
   /** Keys appended so far, appends Redis refused, keys dropped from memory (counters for logs and metrics). */
   appended = 0;
   failedAppends = 0;
@@ -62,6 +66,7 @@ export class DirtyWriter {
   /** `at`: when the change was seen, if earlier than now (a replayed gap). */
   add(partition: number, key: Buffer, event: string, at = Date.now()): void {
     if (this.waitingSince === 0) this.waitingSince = Date.now();
+    this.added++;
     this.pending.add(partition, key, event, at);
     this.bound();
     this.schedule();
@@ -85,6 +90,16 @@ export class DirtyWriter {
       this.opts.logger.warn('dirty keys dropped from memory, past TG_MAX_PENDING_KEYS; the partition will be repaired', { partition, keys: count });
       this.opts.onShed(partition, since);
     }
+  }
+
+  /** Keys added per ms lately: what the listeners' pauses are sized by (readPause). */
+  rate(now = Date.now()): number {
+    const ms = now - this.rateFrom;
+    if (ms < 1) return this.keysPerMs;
+    this.keysPerMs = (this.keysPerMs + this.added / ms) / 2;
+    this.added = 0;
+    this.rateFrom = now;
+    return this.keysPerMs;
   }
 
   /** Number of keys waiting to be appended. */

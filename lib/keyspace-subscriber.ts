@@ -36,8 +36,8 @@ export interface SubscriberOptions {
    * ping() is called (the worker pings as each lease renewal starts, the reader of the watermark).
    */
   pingIntervalMs?: number;
-  /** How long a connection stops reading after each chunk received (lib/read-pacing.ts: one clock for all of them); 0: never. */
-  readPauseMs: number;
+  /** How long the connections stop reading after a chunk received, asked as a pause starts (lib/read-pacing.ts: one clock for all of them); 0: not paced. */
+  readPause: () => number;
 }
 
 interface NodeSubscription {
@@ -87,7 +87,7 @@ export class KeyspaceSubscriber extends EventEmitter {
 
   constructor(private readonly opts: SubscriberOptions) {
     super();
-    this.pacer = new ReadPacer(opts.readPauseMs);
+    this.pacer = new ReadPacer(opts.readPause);
     const db = opts.target.cluster ? 0 : opts.target.settings.db;
     const channelPrefix = `__keyspace@${db}__:`;
     this.channelPrefixLength = Buffer.byteLength(channelPrefix);

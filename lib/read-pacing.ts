@@ -12,6 +12,7 @@
  * mark. The handle's readStop is what net.Socket#pause uses for sockets created with `onread`.
  */
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 
 interface ReadHandle {
   reading: boolean;
@@ -33,16 +34,24 @@ export class ReadPacer {
   /** Pauses that ended so far, each resuming every socket paused during it. */
   ticks = 0;
 
-  constructor(private readonly pauseMs: number) {}
+  /** `pauseMs`: asked as a pause starts (0: the socket goes on reading). */
+  constructor(private readonly pauseMs: () => number) {}
 
-  /** Paces the socket's reads; returns what undoes it. */
+  /** Paces the socket's reads; returns what undoes it. TLS sockets are left to read as data comes. */
   pace(socket: Socket): () => void {
-    if (this.pauseMs <= 0) return () => undefined;
+    // A stopped TLS handle keeps the records it already decrypted, and hands them over only once
+    // more bytes arrive: paced, a reply or an event could wait for the next packet (a second or more
+    // on a quiet connection).
+    if ((socket as TLSSocket).encrypted) return () => undefined;
     const onData = () => {
       if (this.paused.has(socket) || socket.destroyed) return;
+      if (this.timer === undefined) {
+        const ms = this.pauseMs();
+        if (ms <= 0) return;
+        this.timer = setTimeout(() => this.tick(), ms);
+      }
       socket.pause();
       this.paused.add(socket);
-      this.timer ??= setTimeout(() => this.tick(), this.pauseMs);
       // After a chunk the stream asks its handle for more on the next tick: the handle stops once
       // that is past, and is started again by resume() (the stream, still waiting for its last ask, would not).
       if (this.stopping.size === 0) setImmediate(() => this.stopHandles());

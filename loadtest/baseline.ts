@@ -58,7 +58,7 @@ const subscriber = new KeyspaceSubscriber({
   // Nothing here reads what the listeners heard: the pings only keep the connections checked.
   pingIntervalMs: 1000,
   // The naive generator reads every event as it comes.
-  readPauseMs: 0,
+  readPause: () => 0,
   onEvent: (key, event) => {
     void queue.add('t', { k: key.toString('base64'), e: event.toString(), t: Date.now() }, { removeOnComplete: true, removeOnFail: false });
   },

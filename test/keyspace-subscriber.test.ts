@@ -12,7 +12,7 @@ describe('keyspace subscriber', () => {
   it('finishes its start when told, mid-start, to listen on one master only (the others it let go of are not waited for)', async () => {
     const target = await detectTarget(loadConfig({ TG_REDIS_URL: clusterUrl() }, []).redis);
     const redis = await client(clusterUrl());
-    const subscriber = new KeyspaceSubscriber({ target, client: redis, watch: `${randomPrefix()}-k:*`, configureNotifications: false, checkNotifications: true, evictionPolicy: 'warn', logger: silentLogger(), onEvent: () => undefined, pingIntervalMs: 1000, readPauseMs: 0 });
+    const subscriber = new KeyspaceSubscriber({ target, client: redis, watch: `${randomPrefix()}-k:*`, configureNotifications: false, checkNotifications: true, evictionPolicy: 'warn', logger: silentLogger(), onEvent: () => undefined, pingIntervalMs: 1000, readPause: () => 0 });
     try {
       const [first] = await masters(redis, target);
       const wanted = new Uint8Array(SLOT_COUNT);

@@ -1,5 +1,8 @@
 import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import * as tls from 'node:tls';
+import { makeCertificates } from './helpers/tls.js';
 import { ReadPacer } from '../lib/read-pacing.js';
 
 /** A loopback server that sends `count` numbered messages, one every `everyMs`, then ends. */
@@ -46,7 +49,7 @@ describe('paced reads (real loopback sockets)', () => {
     server = await sender(60, 2);
     const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
     const pauseMs = 40;
-    new ReadPacer(pauseMs).pace(socket);
+    new ReadPacer(() => pauseMs).pace(socket);
     const got = await receive(socket);
     expect(got.text).to.equal(expected(60));
     // One read a pause (a read may hand over a few chunks); unpaced, each message is one.
@@ -57,7 +60,7 @@ describe('paced reads (real loopback sockets)', () => {
     server = await sender(200, 2);
     const { port } = server.address() as AddressInfo;
     const pauseMs = 40;
-    const pacer = new ReadPacer(pauseMs);
+    const pacer = new ReadPacer(() => pauseMs);
     const sockets = [connect(port, '127.0.0.1'), connect(port, '127.0.0.1')];
     for (const socket of sockets) pacer.pace(socket);
     const started = Date.now();
@@ -70,20 +73,46 @@ describe('paced reads (real loopback sockets)', () => {
   it('reads as before once undone during a pause, and a pause of 0 changes nothing', async () => {
     server = await sender(30, 2);
     const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
-    const undo = new ReadPacer(60_000).pace(socket);
+    const undo = new ReadPacer(() => 60_000).pace(socket);
     socket.once('data', () => setImmediate(undo));
     const got = await receive(socket);
     expect(got.text).to.equal(expected(30));
 
     const plain = connect((server.address() as AddressInfo).port, '127.0.0.1');
-    new ReadPacer(0).pace(plain);
+    new ReadPacer(() => 0).pace(plain);
     expect((await receive(plain)).text).to.equal(expected(30));
+  });
+
+  it('leaves a TLS socket unpaced: its stopped handle would hold what it already decrypted', async function () {
+    // Paced for a minute, the stream would not end within the test's time.
+    this.timeout(15000);
+    const certs = makeCertificates();
+    const tlsServer = tls.createServer({ cert: readFileSync(certs.serverCert), key: readFileSync(certs.serverKey) }, (conn) => {
+      let i = 0;
+      const timer = setInterval(() => {
+        conn.write(`${i++};`);
+        if (i === 30) {
+          clearInterval(timer);
+          conn.end();
+        }
+      }, 2);
+      conn.on('close', () => clearInterval(timer));
+      conn.on('error', () => clearInterval(timer));
+    });
+    await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', resolve));
+    try {
+      const socket = tls.connect({ port: (tlsServer.address() as AddressInfo).port, host: '127.0.0.1', ca: readFileSync(certs.ca) });
+      new ReadPacer(() => 60_000).pace(socket);
+      expect((await receive(socket)).text).to.equal(expected(30));
+    } finally {
+      tlsServer.close();
+    }
   });
 
   it('lets a socket closed during a pause close', async () => {
     server = await sender(1000, 1);
     const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
-    new ReadPacer(60_000).pace(socket);
+    new ReadPacer(() => 60_000).pace(socket);
     await new Promise((resolve) => socket.once('data', resolve));
     socket.destroy();
     await new Promise((resolve) => (socket.closed ? resolve(null) : socket.once('close', resolve)));
