@@ -5,9 +5,9 @@ import * as tls from 'node:tls';
 import { makeCertificates } from './helpers/tls.js';
 import { ReadPacer } from '../lib/read-pacing.js';
 
-/** A loopback server that sends `count` numbered messages, one every `everyMs`, then ends. */
-async function sender(count: number, everyMs: number): Promise<Server> {
-  const server = createServer((conn) => {
+/** Sends `count` numbered messages on a connection, one every `everyMs`, then ends it. */
+function streamTo(count: number, everyMs: number): (conn: Socket) => void {
+  return (conn) => {
     let i = 0;
     const timer = setInterval(() => {
       conn.write(`${i++};`);
@@ -19,7 +19,12 @@ async function sender(count: number, everyMs: number): Promise<Server> {
     conn.on('close', () => clearInterval(timer));
     // A reader that goes away mid-stream resets the connection: that ends this sender, nothing more.
     conn.on('error', () => clearInterval(timer));
-  });
+  };
+}
+
+/** A loopback server (plain TCP unless made otherwise) that streams to each connection (streamTo). */
+async function sender(count: number, everyMs: number, make: (onConn: (conn: Socket) => void) => Server = createServer): Promise<Server> {
+  const server = make(streamTo(count, everyMs));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return server;
 }
@@ -87,26 +92,10 @@ describe('paced reads (real loopback sockets)', () => {
     // Paced for a minute, the stream would not end within the test's time.
     this.timeout(15000);
     const certs = makeCertificates();
-    const tlsServer = tls.createServer({ cert: readFileSync(certs.serverCert), key: readFileSync(certs.serverKey) }, (conn) => {
-      let i = 0;
-      const timer = setInterval(() => {
-        conn.write(`${i++};`);
-        if (i === 30) {
-          clearInterval(timer);
-          conn.end();
-        }
-      }, 2);
-      conn.on('close', () => clearInterval(timer));
-      conn.on('error', () => clearInterval(timer));
-    });
-    await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', resolve));
-    try {
-      const socket = tls.connect({ port: (tlsServer.address() as AddressInfo).port, host: '127.0.0.1', ca: readFileSync(certs.ca) });
-      new ReadPacer(() => 60_000).pace(socket);
-      expect((await receive(socket)).text).to.equal(expected(30));
-    } finally {
-      tlsServer.close();
-    }
+    server = await sender(30, 2, (onConn) => tls.createServer({ cert: readFileSync(certs.serverCert), key: readFileSync(certs.serverKey) }, onConn));
+    const socket = tls.connect({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', ca: readFileSync(certs.ca) });
+    new ReadPacer(() => 60_000).pace(socket);
+    expect((await receive(socket)).text).to.equal(expected(30));
   });
 
   it('lets a socket closed during a pause close', async () => {
