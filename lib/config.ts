@@ -55,7 +55,7 @@ export interface Config {
   flushKeys: number;
   /** Longest a gathered key waits for others before it is appended. */
   flushMaxWaitMs: number;
-  /** How long a keyspace listener stops reading after each chunk received, so a burst of events costs one wake-up. */
+  /** Shortest time a keyspace listener stops reading after each chunk received, so a burst of events costs one wake-up. */
   listenPauseMs: number;
   /** Most dirty keys a worker keeps in memory while Redis refuses their appends. */
   maxPendingKeys: number;

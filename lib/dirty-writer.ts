@@ -1,15 +1,16 @@
 /**
  * The subscriber side of a dirty stream: keyspace events of forwarded partitions are
  * coalesced in memory for a few milliseconds and appended to their partition's stream (one
- * script call a Redis node, or XADDs where a node gets one partition's keys). Appends never overlap, so under load batches simply grow. Entries
- * seen while a partition was forwarded are appended even after it moved: late appends
- * are duplicates at worst, while dropping them could lose the last change (DESIGN.md).
+ * script call a Redis node, or XADDs where a node gets one partition's keys). Appends never
+ * overlap, so under load batches simply grow. Entries seen while a partition was forwarded are
+ * appended even after it moved: late appends are duplicates at worst, while dropping them could
+ * lose the last change (DESIGN.md).
  *
  * Memory stays bounded when Redis refuses the appends (OOM, a long outage): past `maxPending`
  * keys, the held partition with the most waiting keys is dropped from memory and handed to an
  * exact repair, which finds its changes in Redis itself once Redis takes writes again.
  */
-import { batchDelay, type BatchTiming } from './batch-timing.js';
+import { batchDelay, readPause, type BatchTiming } from './batch-timing.js';
 import { Coalescer, type DirtyKey } from './coalescer.js';
 import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
@@ -92,14 +93,18 @@ export class DirtyWriter {
     }
   }
 
-  /** Keys added per ms lately: what the listeners' pauses are sized by (readPause). */
-  rate(now = Date.now()): number {
+  /**
+   * How long the listeners feeding this writer may stop reading after a chunk, at least `minMs`:
+   * about the time a batch takes to fill at the rate keys were added lately (readPause).
+   */
+  listenPause(minMs: number, now = Date.now()): number {
     const ms = now - this.rateFrom;
-    if (ms < 1) return this.keysPerMs;
-    this.keysPerMs = (this.keysPerMs + this.added / ms) / 2;
-    this.added = 0;
-    this.rateFrom = now;
-    return this.keysPerMs;
+    if (ms >= 1) {
+      this.keysPerMs = (this.keysPerMs + this.added / ms) / 2;
+      this.added = 0;
+      this.rateFrom = now;
+    }
+    return readPause(this.opts.timing, minMs, this.keysPerMs);
   }
 
   /** Number of keys waiting to be appended. */

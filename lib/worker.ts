@@ -8,7 +8,6 @@ import { hostname } from 'node:os';
 import type { ConnectionOptions } from 'bullmq';
 import { assign, slotsToHear } from './assignment.js';
 import { BalanceLoop } from './balance-loop.js';
-import { readPause } from './batch-timing.js';
 import type { Config } from './config.js';
 import { encodeDisconnect, encodeOffer, parseDisconnect, parseOffer } from './control.js';
 import { Coverage } from './coverage.js';
@@ -200,12 +199,11 @@ export class GeneratorWorker implements WorkerView {
       watch: config.watch,
     });
     this.reader = new DirtyReader({ client: this.client, scripts, keys, queue: this.queue, consumer: this.id, batchSize: config.batchSize, roundIntervalMs: config.readIntervalMs, lateAppendMs: config.flushMaxWaitMs + LATE_APPEND_MARGIN_MS, logger });
-    const timing = { intervalMs: config.flushIntervalMs, batchKeys: config.flushKeys, maxWaitMs: config.flushMaxWaitMs };
     this.writer = new DirtyWriter({
       client: this.client,
       scripts,
       keys,
-      timing,
+      timing: { intervalMs: config.flushIntervalMs, batchKeys: config.flushKeys, maxWaitMs: config.flushMaxWaitMs },
       logger,
       onAppended: (p) => this.reader.poke(p),
       maxPending: config.maxPendingKeys,
@@ -259,7 +257,7 @@ export class GeneratorWorker implements WorkerView {
       evictionPolicy: config.evictionPolicy,
       logger,
       onEvent: (key, event) => this.onEvent(key, event),
-      readPause: () => readPause(timing, config.listenPauseMs, this.writer.rate()),
+      readPause: () => this.writer.listenPause(config.listenPauseMs),
     });
     this.coverage = new Coverage({
       workerId: this.id,
