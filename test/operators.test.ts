@@ -88,7 +88,9 @@ describe('operators: CLI, probes and metrics', function () {
   it('list and lookup say who owns what and where a key lives', async () => {
     const [w] = workers;
     const id = ids.get(w!)!;
-    const listed = JSON.parse((await tg(env, 'list', id, '--json')).stdout) as { worker: string; partitions: number; ranges: { slots: [number, number] }[] }[];
+    const list = await tg(env, 'list', id, '--json');
+    expect(list.code, list.stderr).to.equal(0);
+    const listed = JSON.parse(list.stdout) as { worker: string; partitions: number; ranges: { slots: [number, number] }[] }[];
     expect(listed[0]!.worker).to.equal(id);
     const slots = listed[0]!.ranges.reduce((n, r) => n + r.slots[1] - r.slots[0] + 1, 0);
     expect(listed[0]!.partitions).to.be.within(90, 91);
