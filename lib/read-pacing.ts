@@ -8,6 +8,10 @@
  * one, so a worker listening on several masters reads them all in the same wake-up instead of
  * each on its own phase (and its own timer).
  *
+ * A socket whose last chunk came longer than a pause ago is not paused: on a quiet connection (an
+ * idle worker's listener, which hears only the answer to its ping each second) the next chunk
+ * would come after the pause anyway, and the pause's timer would only add a wake-up.
+ *
  * Pausing the stream alone would not do: it goes on reading into its buffer up to its high-water
  * mark. The handle's readStop is what net.Socket#pause uses for sockets created with `onread`.
  */
@@ -31,6 +35,8 @@ export class ReadPacer {
   /** Sockets paused in this turn of the event loop, whose handles stop at its end. */
   private readonly stopping = new Set<Socket>();
   private timer: NodeJS.Timeout | undefined;
+  /** Per paced socket: when it last received a chunk or was resumed (ms). */
+  private readonly lastRead = new Map<Socket, number>();
   /** Pauses that ended so far, each resuming every socket paused during it. */
   ticks = 0;
 
@@ -43,11 +49,15 @@ export class ReadPacer {
     // more bytes arrive: paced, a reply or an event could wait for the next packet (a second or more
     // on a quiet connection).
     if ((socket as TLSSocket).encrypted) return () => undefined;
+    this.lastRead.set(socket, Date.now());
     const onData = () => {
       if (this.paused.has(socket) || socket.destroyed) return;
+      const now = Date.now();
+      const since = now - this.lastRead.get(socket)!;
+      this.lastRead.set(socket, now);
       if (this.timer === undefined) {
         const ms = this.pauseMs();
-        if (ms <= 0) return;
+        if (ms <= 0 || since >= ms) return;
         this.timer = setTimeout(() => this.tick(), ms);
       }
       socket.pause();
@@ -61,6 +71,7 @@ export class ReadPacer {
       socket.off('data', onData);
       socket.off('close', stop);
       this.stopping.delete(socket);
+      this.lastRead.delete(socket);
       if (this.paused.delete(socket)) this.resume(socket);
     };
     socket.on('data', onData);
@@ -88,6 +99,7 @@ export class ReadPacer {
 
   private resume(socket: Socket): void {
     if (socket.destroyed) return;
+    if (this.lastRead.has(socket)) this.lastRead.set(socket, Date.now());
     socket.resume();
     const handle = handleOf(socket);
     if (handle === undefined || handle.reading) return;

@@ -75,6 +75,18 @@ describe('paced reads (real loopback sockets)', () => {
     expect(pacer.ticks).to.be.at.most(Math.ceil((Date.now() - started) / pauseMs) + 2);
   });
 
+  it('does not pause a quiet socket: its next chunk would come after the pause anyway', async () => {
+    // A chunk every 120 ms against 40 ms pauses: like an idle listener hearing only its pongs.
+    server = await sender(8, 120);
+    const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    const pacer = new ReadPacer(() => 40);
+    pacer.pace(socket);
+    const got = await receive(socket);
+    expect(got.text).to.equal(expected(8));
+    // Paused after each chunk, every message would arm a timer of its own (8).
+    expect(pacer.ticks).to.equal(0);
+  });
+
   it('reads as before once undone during a pause, and a pause of 0 changes nothing', async () => {
     server = await sender(30, 2);
     const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
