@@ -1,7 +1,7 @@
 /**
  * The owner side of a dirty stream: the owner of a partition reads its stream through a
  * consumer group, coalesces the entries per key, enqueues one ticket job for them and
- * only then acknowledges (and trims) the entries. Entries a previous owner read but never
+ * only then acknowledges (and deletes) the entries. Entries a previous owner read but never
  * acknowledged are claimed on takeover. One pump runs per partition at a time.
  */
 import type { Logger } from './logger.js';

@@ -219,7 +219,7 @@ export class Scripts {
     return { live, dropped };
   }
 
-  /** Acknowledges dirty entries and trims what no consumer holds any more. */
+  /** Acknowledges dirty entries and deletes them. */
   async ackDirty(partition: number, group: string, ids: readonly string[]): Promise<number> {
     return (await this.call.ackDirty(this.keys.dirty(partition), group, ...ids)) as number;
   }

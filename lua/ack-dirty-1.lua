@@ -1,6 +1,6 @@
 --[[
-  Acknowledge dirty-stream entries whose ticket job is enqueued, then trim every entry
-  that no consumer still holds (lua/includes/ack-dirty.lua).
+  Acknowledge dirty-stream entries whose ticket job is enqueued, and delete them
+  (lua/includes/ack-dirty.lua).
 
   Input:
     KEYS[1] dirty stream

@@ -67,7 +67,7 @@ for (const mode of ['standalone', 'cluster'] as const) {
       }
       await Promise.all(writes);
       const { latest } = await waitForFinal(redis, prefix, expected);
-      // Acknowledged entries are trimmed: the dirty streams drain to empty.
+      // Acknowledged entries are deleted: the dirty streams drain to empty.
       const keys = new Keys(prefix);
       await waitFor(async () => (await Promise.all(Array.from({ length: 271 }, (_, p) => redis.xlen(keys.dirty(p))))).every((n) => n === 0), {
         timeoutMs: 10000,

@@ -76,7 +76,7 @@ describe('scripts on a cluster', () => {
     expect(read[0]![0]![1].map(String)).to.deep.equal(['k', `key${same[0]}:0`, 'e', 'set', 't', '1000']);
     const acked = await scripts.ackDirties('owner', same.slice(0, 3).map((p, i) => ({ partition: p, ids: read[i]!.map(([id]) => id.toString()) })));
     expect(acked).to.equal(6);
-    // Acknowledged entries are trimmed: one entry left in each stream read.
+    // Acknowledged entries are deleted: one entry left in each stream read.
     for (const p of same.slice(0, 3)) expect(await redis.xlen(keys.dirty(p))).to.equal(1);
     for (const call of [() => scripts.readDirty([same[0]!, other], 'owner', 'me', 2), () => scripts.appendDirty(fields, [same[0]!, other].map((p) => ({ partition: p, dirty: dirty(p) })))]) {
       let refused: unknown;
