@@ -2,18 +2,21 @@
  * `npm run bench:idle`: what a worker costs when nothing happens. Starts the embedded cluster
  * (or uses TG_REDIS_URL) and N workers, waits until every partition has an owner and a first
  * reconciliation pass and the heap's settling after the start are behind them (--warmup seconds),
- * then reads each worker's CPU time from /proc over a window.
+ * then reads each worker's CPU time from /proc over a window, and what the masters were asked
+ * meanwhile (commands a second, by command, scripts' own calls included).
  *
  * node loadtest/idle-bench.js [--workers 3] [--seconds 10] [--warmup 30]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
 import { loadConfig } from '../lib/config.js';
 import { Keys } from '../lib/keys.js';
 import { readLeases } from '../lib/lease-keeper.js';
 import { startLocalRedis, type LocalRedis } from '../lib/local-redis.js';
-import { connect, detectTarget } from '../lib/redis.js';
+import { connect, detectTarget, masters } from '../lib/redis.js';
+import { masterCounters, topCalls } from './master-stats.js';
 import { cpuMs, wakeups } from './proc.js';
 
 const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '3' }, seconds: { type: 'string', default: '10' }, warmup: { type: 'string', default: '30' } }, strict: true });
@@ -26,7 +29,9 @@ if (!(seconds > 0)) throw new Error(`--seconds: '${a.seconds}' must be a positiv
 
 const local: LocalRedis | undefined = process.env.TG_REDIS_URL ? undefined : await startLocalRedis({ mode: 'cluster' });
 const url = process.env.TG_REDIS_URL ?? local!.url;
-const redis = connect(await detectTarget(loadConfig({ TG_REDIS_URL: url }, []).redis));
+const target = await detectTarget(loadConfig({ TG_REDIS_URL: url }, []).redis);
+const redis = connect(target);
+const nodes = (await masters(redis, target)).map((m) => new Redis({ host: m.host, port: m.port }));
 const prefix = `ib${Date.now().toString(36)}`;
 const workers: ChildProcess[] = [];
 try {
@@ -48,15 +53,19 @@ try {
   await new Promise((r) => setTimeout(r, warmup * 1000));
   const before = workers.map((w) => cpuMs(w.pid!));
   const slept = workers.map((w) => wakeups(w.pid!));
+  const asked = await masterCounters(nodes);
   await new Promise((r) => setTimeout(r, seconds * 1000));
+  const answered = await masterCounters(nodes);
   const used = workers.map((w, i) => cpuMs(w.pid!) - before[i]!);
   const woke = workers.map((w, i) => wakeups(w.pid!) - slept[i]!);
   process.stdout.write(
-    `${count} idle worker(s), ${seconds} s: CPU ${used.map((ms) => `${(ms / seconds).toFixed(1)}`).join(', ')} ms/s; wake-ups ${woke.map((n) => `${(n / seconds).toFixed(1)}`).join(', ')} a second\n`,
+    `${count} idle worker(s), ${seconds} s: CPU ${used.map((ms) => `${(ms / seconds).toFixed(1)}`).join(', ')} ms/s; wake-ups ${woke.map((n) => `${(n / seconds).toFixed(1)}`).join(', ')} a second\n` +
+      `  commands a second, all workers: ${answered.reduce((n, m, i) => n + m.commands - asked[i]!.commands, 0) / seconds} (${topCalls(asked, answered, seconds, 12)})\n`,
   );
 } finally {
   workers.forEach((w) => w.kill('SIGTERM'));
   await Promise.all(workers.map((w) => new Promise((r) => (w.exitCode !== null ? r(null) : w.once('exit', r)))));
+  nodes.forEach((n) => n.disconnect());
   await redis.quit();
   await local?.stop();
 }

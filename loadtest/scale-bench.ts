@@ -4,8 +4,8 @@
  * starts the workers, waits until every partition has an owner, writes the same load with the
  * load writer, waits until the dirty streams are empty, and reports per write the workers' CPU
  * time, wake-ups (voluntary context switches of their main threads) and write system calls (from
- * /proc), and per master the commands processed and the CPU used (INFO) as the busiest master's
- * share against the mean.
+ * /proc), the masters' CPU time and commands (INFO), and per master the commands processed and the
+ * CPU used as the busiest master's share against the mean.
  *
  * node loadtest/scale-bench.js [--workers 1,3,6] [--writes 60000] [--rate 3000]
  */
@@ -24,6 +24,7 @@ import { startLocalRedis, type LocalRedis } from '../lib/local-redis.js';
 import { queueShardTags } from '../lib/shards.js';
 import { jobCounts, openShards } from '../lib/ticket-queue.js';
 import { connect, detectTarget, masters } from '../lib/redis.js';
+import { masterCounters, topCalls } from './master-stats.js';
 import { cpuMs, wakeups, writeCalls } from './proc.js';
 
 const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '1,3,6' }, writes: { type: 'string', default: '60000' }, rate: { type: 'string', default: '3000' } }, strict: true });
@@ -40,32 +41,6 @@ const target = await detectTarget(loadConfig({ TG_REDIS_URL: url }, []).redis);
 const redis = connect(target);
 const nodes = (await masters(redis, target)).map((m) => new Redis({ host: m.host, port: m.port }));
 const out = mkdtempSync(join(tmpdir(), 'tg-scale-'));
-
-/** Commands processed, CPU seconds used and calls by command (scripts' own calls included) of each master so far. */
-async function masterCounters(): Promise<{ commands: number; cpu: number; calls: Map<string, number> }[]> {
-  return Promise.all(
-    nodes.map(async (n) => {
-      const stats = await n.info('stats');
-      const cpu = await n.info('cpu');
-      const num = (text: string, name: string) => Number(new RegExp(`${name}:([0-9.]+)`).exec(text)![1]);
-      const calls = new Map([...(await n.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map((m) => [m[1]!, Number(m[2])]));
-      return { commands: num(stats, 'total_commands_processed'), cpu: num(cpu, 'used_cpu_sys') + num(cpu, 'used_cpu_user'), calls };
-    }),
-  );
-}
-
-/** The commands called most often between two readings, per write, summed over the masters. */
-function topCalls(before: Awaited<ReturnType<typeof masterCounters>>, after: Awaited<ReturnType<typeof masterCounters>>): string {
-  const sum = new Map<string, number>();
-  after.forEach((m, i) => {
-    for (const [name, n] of m.calls) sum.set(name, (sum.get(name) ?? 0) + n - (before[i]!.calls.get(name) ?? 0));
-  });
-  return [...sum]
-    .sort((x, y) => y[1] - x[1])
-    .slice(0, Number(process.env.TOP ?? 10))
-    .map(([name, n]) => `${name} ${(n / writes).toFixed(2)}`)
-    .join(', ');
-}
 
 /** The promise's value, or an error naming what did not come within the deadline: the bench never hangs. */
 async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
@@ -102,7 +77,7 @@ try {
       const cpu0 = workers.map((w) => cpuMs(w.pid!));
       const woke0 = workers.map((w) => wakeups(w.pid!));
       const sent0 = workers.map((w) => writeCalls(w.pid!));
-      const m0 = await masterCounters();
+      const m0 = await masterCounters(nodes);
       const writer = spawn(process.execPath, [here('./writer.js'), '--url', url, '--prefix', prefix, '--rate', String(rate), '--writes', String(writes), '--duration-ms', String((writes / rate) * 1000), '--keys', '10000', '--out', join(out, `${prefix}.json`)], { stdio: ['ignore', 'ignore', 'inherit'] });
       const code = await within((writes / rate) * 1000 + 60000, 'the load writer to finish', new Promise((r) => writer.on('exit', r)));
       if (code !== 0) throw new Error(`the load writer exited with ${String(code)}`);
@@ -117,12 +92,12 @@ try {
       const cpu = workers.map((w, i) => cpuMs(w.pid!) - cpu0[i]!).reduce((x, y) => x + y, 0);
       const woke = workers.map((w, i) => wakeups(w.pid!) - woke0[i]!).reduce((x, y) => x + y, 0);
       const sent = workers.map((w, i) => writeCalls(w.pid!) - sent0[i]!).reduce((x, y) => x + y, 0);
-      const m1 = await masterCounters();
+      const m1 = await masterCounters(nodes);
       const commands = m1.map((m, i) => m.commands - m0[i]!.commands);
       const masterCpu = m1.map((m, i) => m.cpu - m0[i]!.cpu);
       process.stdout.write(
-        `${count} worker(s): ${((cpu * 1000) / writes).toFixed(0)} µs worker CPU per write, ${(woke / writes).toFixed(2)} wake-ups and ${(sent / writes).toFixed(2)} write calls per write; busiest master / mean: ${ratio(commands).toFixed(2)} in commands, ${ratio(masterCpu).toFixed(2)} in CPU ` +
-          `(commands per master ${commands.join(', ')})\n  calls per write: ${topCalls(m0, m1)}\n`,
+        `${count} worker(s): ${((cpu * 1000) / writes).toFixed(0)} µs worker CPU per write, ${(woke / writes).toFixed(2)} wake-ups and ${(sent / writes).toFixed(2)} write calls per write; masters ${((masterCpu.reduce((x, y) => x + y, 0) * 1e6) / writes).toFixed(0)} µs CPU and ${(commands.reduce((x, y) => x + y, 0) / writes).toFixed(1)} commands per write; busiest master / mean: ${ratio(commands).toFixed(2)} in commands, ${ratio(masterCpu).toFixed(2)} in CPU ` +
+          `(commands per master ${commands.join(', ')})\n  calls per write: ${topCalls(m0, m1, writes, Number(process.env.TOP ?? 10))}\n`,
       );
     } finally {
       await Promise.all(queues.map((q) => q.close()));
