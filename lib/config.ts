@@ -208,7 +208,7 @@ const SETTINGS: Setting<keyof Config>[] = [
     return raw;
   } }),
   s({ key: 'batchSize', env: 'TG_BATCH_SIZE', flag: '--batch-size', help: 'most dirty keys in one ticket job', fallback: 200, parse: integer(1, 100000) }),
-  s({ key: 'readIntervalMs', env: 'TG_READ_INTERVAL_MS', flag: '--read-interval-ms', help: 'shortest time between two reads of the dirty streams an owner holds (longer: bigger ticket jobs, less CPU per write, later tickets)', fallback: 15, parse: integer(0, 10000) }),
+  s({ key: 'readIntervalMs', env: 'TG_READ_INTERVAL_MS', flag: '--read-interval-ms', help: 'shortest time between two rounds of an owner\'s dirty streams, each making the ticket jobs of what it appended or read since the last (longer: bigger ticket jobs, less CPU per write, later tickets)', fallback: 15, parse: integer(0, 10000) }),
   s({ key: 'maxPendingKeys', env: 'TG_MAX_PENDING_KEYS', flag: '--max-pending-keys', help: 'most dirty keys kept in memory while Redis refuses their appends (OOM); past it a partition\'s keys are dropped and the partition repaired', fallback: 100000, parse: integer(1) }),
   s({ key: 'flushIntervalMs', env: 'TG_FLUSH_INTERVAL_MS', flag: '--flush-interval-ms', help: 'shortest time between two appends of gathered events to the dirty streams', fallback: 5, parse: integer(0, 10000) }),
   s({ key: 'flushKeys', env: 'TG_FLUSH_KEYS', flag: '--flush-keys', help: 'gathered keys that are appended at once; fewer wait for others up to TG_FLUSH_MAX_WAIT_MS (bigger: bigger batches and ticket jobs, less CPU per write)', fallback: 64, parse: integer(1, 100000) }),

@@ -3,6 +3,11 @@
  * consumer group, coalesces the entries per key, enqueues one ticket job for them and
  * only then acknowledges (and deletes) the entries. Entries a previous owner read but never
  * acknowledged are claimed on takeover. One pump runs per partition at a time.
+ *
+ * What the owner appended itself it already holds, ids included: those entries are enqueued from
+ * memory and deleted, without a read back (a round trip a master a round). Left unread in the
+ * stream until then, they are what a reader of the stream would get next, so a crash, a lost
+ * partition or a failed round leaves them to the next read, by whoever owns the partition.
  */
 import type { Logger } from './logger.js';
 import { coalesceEntries, type DirtyEntry } from './coalescer.js';
@@ -56,12 +61,14 @@ export class DirtyReader {
   private readonly toClaim = new Set<number>();
   /** Owned partitions with entries to read. */
   private readonly dirty = new Set<number>();
+  /** Per owned partition: entries this worker appended, for the next round to take as they are. */
+  private readonly appendedHere = new Map<number, DirtyEntry[]>();
   private running: Promise<void> | undefined;
   /** Per partition just acquired: the second look for its previous owner's late appends. */
   private readonly secondLooks = new Map<number, NodeJS.Timeout>();
   private sweeps = 0;
   private lastRound = 0;
-  /** Keys handed to ticket jobs, and the dirty entries they came from (counters for logs and metrics). */
+  /** Keys handed to ticket jobs, and the dirty entries they came from, read or appended here (counters for logs and metrics). */
   enqueued = 0;
   entriesRead = 0;
 
@@ -94,24 +101,39 @@ export class DirtyReader {
     this.owned.delete(partition);
     this.toClaim.delete(partition);
     this.dirty.delete(partition);
+    // Unread in the stream, they are the next owner's.
+    this.appendedHere.delete(partition);
   }
 
-  /** Something was appended to the partition's stream. */
-  poke(partition: number): void {
+  /** This worker appended entries to the partition's stream: its owner takes them as they are. */
+  appended(partition: number, entries: readonly DirtyEntry[]): void {
+    if (!this.owned.has(partition)) return;
+    const held = this.appendedHere.get(partition);
+    if (held) held.push(...entries);
+    else this.appendedHere.set(partition, [...entries]);
+    this.kick();
+  }
+
+  /** The partition's stream may hold entries to read (another worker's appends, a claim, a sweep). */
+  private poke(partition: number): void {
     if (!this.owned.has(partition)) return;
     this.dirty.add(partition);
     this.kick();
   }
 
   private kick(): void {
-    // A poke that arrives between the end of a loop and its cleanup must start the next one. The
-    // loop starts after the current task: an append pokes its partitions one by one, and a round
-    // started at the first poke would carry that partition alone (a ticket job for a key or two)
+    // Work that arrives between the end of a loop and its cleanup must start the next one. The
+    // loop starts after the current task: an append hands over its partitions one by one, and a
+    // round started at the first would carry that partition alone (a ticket job for a key or two)
     // and leave the others to a second round.
     this.running ??= Promise.resolve().then(() => this.loop()).finally(() => {
       this.running = undefined;
-      if (this.dirty.size > 0) this.kick();
+      if (this.hasWork()) this.kick();
     });
+  }
+
+  private hasWork(): boolean {
+    return this.dirty.size > 0 || this.appendedHere.size > 0;
   }
 
   /**
@@ -123,16 +145,21 @@ export class DirtyReader {
     for (const p of this.owned) this.poke(p);
   }
 
+  /** Resolves once no reading round runs or waits. */
+  async settled(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
   /** Reads every owned stream a last time, then stops reading. */
   async close(): Promise<void> {
     this.sweep();
-    while (this.running) await this.running;
+    await this.settled();
     for (const partition of [...this.owned]) this.disown(partition);
   }
 
   private async loop(): Promise<void> {
     let failures = 0;
-    while (this.dirty.size > 0) {
+    while (this.hasWork()) {
       // Rounds start at most every roundIntervalMs: under a light load a round would carry a key
       // or two, and a ticket job's fixed cost would be paid per key; under a heavy one rounds take
       // longer than that anyway.
@@ -151,16 +178,19 @@ export class DirtyReader {
   }
 
   /**
-   * One round over every partition with news: read (or claim) a batch of each, fold them
-   * per key, enqueue them as jobs of up to batchSize keys whatever their partition (so the
-   * number of jobs follows the load, not the number of partitions), then acknowledge.
+   * One round over every partition with news: read (or claim) a batch of each, and take what this
+   * worker appended, fold them per key, enqueue them as jobs of up to batchSize keys whatever
+   * their partition (so the number of jobs follows the load, not the number of partitions), then
+   * acknowledge.
    */
   private async round(): Promise<void> {
     const { batchSize, queue, scripts } = this.opts;
     const partitions = [...this.dirty].filter((p) => this.owned.has(p));
     this.dirty.clear();
+    const got: { partition: number; entries: DirtyEntry[]; ids: string[] }[] = [];
+    for (const [partition, entries] of this.appendedHere) got.push({ partition, entries, ids: entries.map((e) => e.id) });
+    this.appendedHere.clear();
     const reads = await this.takeAll(partitions);
-    const got: { partition: number; entries: RawEntry[] }[] = [];
     let readError: unknown;
     reads.forEach((r, i) => {
       const partition = partitions[i]!;
@@ -168,27 +198,29 @@ export class DirtyReader {
         readError = r.reason;
         this.dirty.add(partition);
       } else if (r.value.length > 0) {
-        got.push({ partition, entries: r.value });
+        // Acknowledged by every id read, entries deleted while pending (no fields) included.
+        got.push({ partition, entries: parseEntries(r.value), ids: r.value.map(([id]) => id.toString()) });
         // A full batch may have more behind it; a claim goes on until nothing is pending.
         if (r.value.length >= batchSize || this.toClaim.has(partition)) this.dirty.add(partition);
       }
     });
     if (got.length > 0) {
       try {
-        const items = got.flatMap((g) => coalesceEntries(parseEntries(g.entries)));
+        const items = got.flatMap((g) => coalesceEntries(g.entries));
         await queue.enqueue(items, batchSize);
         await Promise.all(
           this.byNode(got, (g) => g.partition).map(async (group) => {
-            const acks = group.map((g) => ({ partition: g.partition, ids: g.entries.map(([id]) => id.toString()) }));
+            const acks = group.map((g) => ({ partition: g.partition, ids: g.ids }));
             // One call a node; where it is refused (a slot moved), stream by stream.
             if (acks.length > 1 && (await scripts.ackDirties(DIRTY_GROUP, acks).then(() => true, () => false))) return;
             await Promise.all(acks.map((a) => scripts.ackDirty(a.partition, DIRTY_GROUP, a.ids)));
           }),
         );
         this.enqueued += items.length;
-        this.entriesRead += got.reduce((n, g) => n + g.entries.length, 0);
+        this.entriesRead += got.reduce((n, g) => n + g.ids.length, 0);
       } catch (err) {
-        // The entries stay pending for this consumer: claim them again rather than read past them.
+        // Entries read stay pending for this consumer: claim them again rather than read past
+        // them. Entries appended here were never read: the next read finds them.
         for (const g of got) {
           if (!this.owned.has(g.partition)) continue;
           this.toClaim.add(g.partition);

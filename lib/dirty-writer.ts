@@ -11,7 +11,7 @@
  * exact repair, which finds its changes in Redis itself once Redis takes writes again.
  */
 import { batchDelay, readPause, type BatchTiming } from './batch-timing.js';
-import { Coalescer, type DirtyKey } from './coalescer.js';
+import { Coalescer, type DirtyEntry, type DirtyKey } from './coalescer.js';
 import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
 import { backoff, byNode, wireArg, type RedisClient } from './redis.js';
@@ -25,8 +25,8 @@ export interface DirtyWriterOptions {
   /** When gathered keys are appended (TG_FLUSH_INTERVAL_MS, TG_FLUSH_KEYS, TG_FLUSH_MAX_WAIT_MS). */
   timing: BatchTiming;
   logger: Logger;
-  /** Called after entries were appended to a partition's stream. */
-  onAppended: (partition: number, entries: number) => void;
+  /** Called after entries were appended to a partition's stream, with their ids. */
+  onAppended: (partition: number, entries: DirtyEntry[]) => void;
   /** Most keys kept in memory (TG_MAX_PENDING_KEYS). */
   maxPending: number;
   /** Whether this worker holds the partition (only a held partition's keys can be left to its repair). */
@@ -38,9 +38,9 @@ export interface DirtyWriterOptions {
 /** Field names of a dirty entry: key, event, time seen. */
 export const DIRTY_FIELDS = { key: 'k', event: 'e', at: 't' } as const;
 
-/** Appends one dirty key to its partition's stream (the owner makes its ticket). */
-export function appendDirty(client: RedisClient, keys: Keys, partition: number, d: { key: Buffer; event: string; at: number }): Promise<unknown> {
-  return client.xadd(keys.dirty(partition), '*', DIRTY_FIELDS.key, wireArg(d.key), DIRTY_FIELDS.event, d.event, DIRTY_FIELDS.at, d.at);
+/** Appends one dirty key to its partition's stream (the owner makes its ticket); the entry's id. */
+export async function appendDirty(client: RedisClient, keys: Keys, partition: number, d: { key: Buffer; event: string; at: number }): Promise<string> {
+  return (await client.xadd(keys.dirty(partition), '*', DIRTY_FIELDS.key, wireArg(d.key), DIRTY_FIELDS.event, d.event, DIRTY_FIELDS.at, d.at))!;
 }
 
 export class DirtyWriter {
@@ -152,18 +152,16 @@ export class DirtyWriter {
     const batch = this.pending.drain();
     this.waitingSince = 0;
     const { client, keys, scripts } = this.opts;
-    const one = async ([partition, dirty]: [number, DirtyKey[]]) => {
-      await Promise.all(dirty.map((d) => appendDirty(client, keys, partition, d)));
-    };
-    const done = new Map<number, PromiseSettledResult<void>>();
+    const one = ([partition, dirty]: [number, DirtyKey[]]) => Promise.all(dirty.map((d) => appendDirty(client, keys, partition, d)));
+    const done = new Map<number, PromiseSettledResult<string[]>>();
     const settle = async (entry: [number, DirtyKey[]]) => void done.set(entry[0], (await Promise.allSettled([one(entry)]))[0]!);
     await Promise.all(
       byNode(client, batch, ([partition]) => keySlot(keys.dirty(partition))).map(async (group) => {
         if (group.length === 1) return settle(group[0]!);
         // One call a node; where it is refused (a slot moved, Redis out of memory), stream by stream.
         try {
-          await scripts.appendDirty(DIRTY_FIELDS, group.map(([partition, dirty]) => ({ partition, dirty })));
-          for (const [partition] of group) done.set(partition, { status: 'fulfilled', value: undefined });
+          const ids = await scripts.appendDirty(DIRTY_FIELDS, group.map(([partition, dirty]) => ({ partition, dirty })));
+          group.forEach(([partition], i) => done.set(partition, { status: 'fulfilled', value: ids[i]! }));
         } catch {
           await Promise.all(group.map(settle));
         }
@@ -174,7 +172,8 @@ export class DirtyWriter {
       const result = done.get(partition)!;
       if (result.status === 'fulfilled') {
         this.appended += dirty.length;
-        this.opts.onAppended(partition, dirty.length);
+        const ids = result.value;
+        this.opts.onAppended(partition, dirty.map((d, i) => ({ id: ids[i]!, key: d.key, event: d.event, at: d.at })));
       } else {
         failed++;
         this.failedAppends++;

@@ -10,7 +10,7 @@ import type { WorkerSnapshot, WorkerView } from './worker-view.js';
 const COUNTERS: [string, string, (s: WorkerSnapshot) => number][] = [
   ['tg_events_received_total', 'keyspace events received', (s) => s.eventsReceived],
   ['tg_dirty_keys_appended_total', 'dirty keys appended to dirty streams', (s) => s.dirtyKeysAppended],
-  ['tg_dirty_entries_read_total', 'dirty-stream entries read by the owner', (s) => s.dirtyEntriesRead],
+  ['tg_dirty_entries_read_total', 'dirty-stream entries taken by the owner: read back, or appended by the owner itself', (s) => s.dirtyEntriesRead],
   ['tg_ticket_jobs_enqueued_total', 'ticket jobs enqueued (each carries up to TG_BATCH_SIZE coalesced keys; BullMQ costs about the same per job whatever its size)', (s) => s.ticketJobsEnqueued],
   ['tg_tickets_made_total', 'tickets written to the sink', (s) => s.ticketsMade],
   ['tg_tickets_coalesced_total', 'dirty entries folded into another of the same key before a job', (s) => s.dirtyEntriesRead - s.keysEnqueued],

@@ -233,14 +233,17 @@ export class Scripts {
     return (await this.callBuffer.readDirty(streams[0], group, consumer, count, ...streams)) as [Buffer, Buffer[]][][];
   }
 
-  /** Appends dirty keys to many partitions' dirty streams, all served by one Redis node, in one call; `fields` names the entry's fields. */
-  async appendDirty(fields: { key: string; event: string; at: string }, appends: readonly { partition: number; dirty: readonly { key: Buffer; event: string; at: number }[] }[]): Promise<number> {
+  /**
+   * Appends dirty keys to many partitions' dirty streams, all served by one Redis node, in one
+   * call; `fields` names the entry's fields. The new entries' ids, per partition in order.
+   */
+  async appendDirty(fields: { key: string; event: string; at: string }, appends: readonly { partition: number; dirty: readonly { key: Buffer; event: string; at: number }[] }[]): Promise<string[][]> {
     const args: (string | number | Buffer)[] = [fields.key, fields.event, fields.at];
     for (const a of appends) {
       args.push(this.keys.dirty(a.partition), a.dirty.length);
       for (const d of a.dirty) args.push(wireArg(d.key), d.event, d.at);
     }
-    return (await this.call.appendDirty(this.keys.dirty(appends[0]!.partition), ...args)) as number;
+    return (await this.call.appendDirty(this.keys.dirty(appends[0]!.partition), ...args)) as string[][];
   }
 
   /** Acknowledges entries of many partitions' dirty streams, all served by one Redis node, in one call (see ackDirty). */

@@ -205,7 +205,7 @@ export class GeneratorWorker implements WorkerView {
       keys,
       timing: { intervalMs: config.flushIntervalMs, batchKeys: config.flushKeys, maxWaitMs: config.flushMaxWaitMs },
       logger,
-      onAppended: (p) => this.reader.poke(p),
+      onAppended: (p, entries) => this.reader.appended(p, entries),
       maxPending: config.maxPendingKeys,
       holds: (p) => this.leases.held.has(p),
       onShed: (p, since) => this.coverage.dropped(p, since),

@@ -13,15 +13,17 @@
               key, its last event, the time it was seen (epoch ms)
 
   Output:
-    number of entries appended
+    per stream, in order: the ids of its new entries, in order (an owner enqueues its own
+    appends from memory with them, without reading them back)
 ]]
-local appended, i = 0, 4
+local ids, i = {}, 4
 while i <= #ARGV do
   local stream, n = ARGV[i], tonumber(ARGV[i + 1])
+  local added = {}
   for j = i + 2, i + 1 + 3 * n, 3 do
-    redis.call('XADD', stream, '*', ARGV[1], ARGV[j], ARGV[2], ARGV[j + 1], ARGV[3], ARGV[j + 2])
+    added[#added + 1] = redis.call('XADD', stream, '*', ARGV[1], ARGV[j], ARGV[2], ARGV[j + 1], ARGV[3], ARGV[j + 2])
   end
-  appended = appended + n
+  ids[#ids + 1] = added
   i = i + 2 + 3 * n
 end
-return appended
+return ids

@@ -182,8 +182,8 @@ for (const mode of ['standalone', 'cluster'] as const) {
       const jobs = worker.snapshot().ticketJobsEnqueued;
       await Promise.all([...byPartition.values()].map((key) => redis.set(key, 'v')));
       await waitFor(() => worker!.snapshot().ticketsMade >= made + 60, { timeoutMs: 30000, what: '60 tickets made' });
-      // The append pokes its partitions one by one: a reading round started at the first poke
-      // would make a job of that partition's key alone, and a second job of the rest.
+      // The append hands its partitions to the reader one by one: a reading round started at the
+      // first would make a job of that partition's key alone, and a second job of the rest.
       expect(worker.snapshot().ticketJobsEnqueued - jobs).to.equal(1);
     });
 

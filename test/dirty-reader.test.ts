@@ -1,0 +1,68 @@
+/** The owner side of the dirty streams, on a real Redis: its own appends go to a job from memory. */
+import { expect } from 'chai';
+import type { ConnectionOptions } from 'bullmq';
+import { DirtyReader } from '../lib/dirty-reader.js';
+import { DIRTY_FIELDS } from '../lib/dirty-writer.js';
+import { Keys } from '../lib/keys.js';
+import { silentLogger } from '../lib/logger.js';
+import type { RedisClient } from '../lib/redis.js';
+import { Scripts } from '../lib/scripts.js';
+import { jobCounts, TicketQueue } from '../lib/ticket-queue.js';
+import { randomPrefix, standaloneUrl } from './helpers/redis.js';
+import { client } from './helpers/worker.js';
+
+describe('dirty reader (standalone)', () => {
+  let redis: RedisClient;
+  before(async () => {
+    redis = await client(standaloneUrl());
+  });
+  after(() => redis.quit());
+
+  const dirty = (p: number) => Array.from({ length: 4 }, (_, i) => ({ key: Buffer.from(`k${p}:${i}`), event: 'set', at: 1000 + i }));
+
+  /** The dirty stream's consumer group: the id it delivered up to. */
+  async function lastDelivered(stream: string): Promise<string> {
+    const [group] = (await redis.xinfo('GROUPS', stream)) as string[][];
+    return group![group!.indexOf('last-delivered-id') + 1]!;
+  }
+
+  it('enqueues what its owner appended from memory and deletes it without reading it back; what it lets go of is the next reader\'s', async () => {
+    const keys = new Keys(randomPrefix());
+    const scripts = new Scripts(redis, keys);
+    const queue = new TicketQueue(redis as unknown as ConnectionOptions, keys, { attempts: 1, backoffMs: 0 }, 1);
+    // No second look within the test: a stream is read only once, as it is owned (and empty).
+    const reader = (consumer: string) => new DirtyReader({ client: redis, scripts, keys, queue, consumer, batchSize: 200, roundIntervalMs: 0, lateAppendMs: 60_000, logger: silentLogger() });
+    const owner = reader('owner');
+    const next = reader('next');
+    try {
+      const partitions = [3, 4, 5];
+      for (const p of partitions) await owner.own(p);
+      await owner.settled();
+      const ids = await scripts.appendDirty(DIRTY_FIELDS, partitions.map((p) => ({ partition: p, dirty: dirty(p) })));
+      partitions.forEach((p, i) => owner.appended(p, dirty(p).map((d, j) => ({ ...d, id: ids[i]![j]! }))));
+      await owner.settled();
+      expect((await jobCounts(queue.queues, 'wait')).wait).to.equal(1);
+      expect(owner.enqueued).to.equal(12);
+      for (const p of partitions) {
+        expect(await redis.xlen(keys.dirty(p))).to.equal(0);
+        // Read back, the entries would have moved the group's delivery past them.
+        expect(await lastDelivered(keys.dirty(p))).to.equal('0-0');
+      }
+
+      // Appended, then let go of before a round took them: left unread, for the next owner.
+      const [later] = await scripts.appendDirty(DIRTY_FIELDS, [{ partition: 3, dirty: dirty(3) }]);
+      owner.appended(3, dirty(3).map((d, j) => ({ ...d, id: later![j]! })));
+      owner.disown(3);
+      await owner.settled();
+      expect(await redis.xlen(keys.dirty(3))).to.equal(4);
+      await next.own(3);
+      await next.settled();
+      expect(next.enqueued).to.equal(4);
+      expect(await lastDelivered(keys.dirty(3))).to.equal(later![3]);
+      expect(await redis.xlen(keys.dirty(3))).to.equal(0);
+    } finally {
+      await Promise.all([owner.close(), next.close()]);
+      await queue.close();
+    }
+  });
+});
