@@ -60,7 +60,7 @@ try {
   const woke = workers.map((w, i) => wakeups(w.pid!) - slept[i]!);
   process.stdout.write(
     `${count} idle worker(s), ${seconds} s: CPU ${used.map((ms) => `${(ms / seconds).toFixed(1)}`).join(', ')} ms/s; wake-ups ${woke.map((n) => `${(n / seconds).toFixed(1)}`).join(', ')} a second\n` +
-      `  commands a second, all workers: ${answered.reduce((n, m, i) => n + m.commands - asked[i]!.commands, 0) / seconds} (${topCalls(asked, answered, seconds, 12)})\n`,
+      `  commands a second, all workers: ${(answered.reduce((n, m, i) => n + m.commands - asked[i]!.commands, 0) / seconds).toFixed(0)} (${topCalls(asked, answered, seconds, 12)})\n`,
   );
 } finally {
   workers.forEach((w) => w.kill('SIGTERM'));
