@@ -7,7 +7,10 @@
  * /proc), the masters' CPU time and commands (INFO), and per master the commands processed and the
  * CPU used as the busiest master's share against the mean.
  *
- * node loadtest/scale-bench.js [--workers 1,3,6] [--writes 60000] [--rate 3000]
+ * With --rounds N the counts are measured N times, interleaved (1, 6, 1, 6, ...), and the median
+ * CPU per write of each count closes the report: single runs on a shared machine differ by up to 15 %.
+ *
+ * node loadtest/scale-bench.js [--workers 1,3,6] [--writes 60000] [--rate 3000] [--rounds 1]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -27,12 +30,14 @@ import { connect, detectTarget, masters } from '../lib/redis.js';
 import { masterCounters, topCalls } from './master-stats.js';
 import { cpuMs, wakeups, writeCalls } from './proc.js';
 
-const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '1,3,6' }, writes: { type: 'string', default: '60000' }, rate: { type: 'string', default: '3000' } }, strict: true });
+const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '1,3,6' }, writes: { type: 'string', default: '60000' }, rate: { type: 'string', default: '3000' }, rounds: { type: 'string', default: '1' } }, strict: true });
 const counts = a.workers!.split(',').map(Number);
 if (counts.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--workers: '${a.workers}' must be whole numbers of at least 1, comma-separated`);
 const writes = Number(a.writes);
 const rate = Number(a.rate);
 if (!(writes > 0) || !(rate > 0)) throw new Error('--writes and --rate must be positive numbers');
+const rounds = Number(a.rounds);
+if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new Error(`--rounds: '${a.rounds}' must be a whole number from 1 to 20`);
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const local: LocalRedis | undefined = process.env.TG_REDIS_URL ? undefined : await startLocalRedis({ mode: 'cluster' });
@@ -55,59 +60,76 @@ async function within<T>(ms: number, what: string, promise: Promise<T>): Promise
 
 const ratio = (values: number[]) => Math.max(...values) / (values.reduce((x, y) => x + y, 0) / values.length);
 
-try {
-  for (const count of counts) {
-    const prefix = `sb${count}${Date.now().toString(36)}`;
-    const keys = new Keys(prefix);
-    const queues = openShards(redis as unknown as ConnectionOptions, keys, queueShardTags(loadConfig({}, []).queueShards));
-    const workers: ChildProcess[] = Array.from({ length: count }, () =>
-      spawn(process.execPath, [here('../workers/start.js')], {
-        env: { ...process.env, TG_REDIS_URL: url, TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*`, TG_LOG_LEVEL: 'warn' },
-        stdio: ['ignore', 'ignore', 'inherit'],
-      }),
-    );
-    try {
-      const deadline = Date.now() + 60000;
-      while (!(await readLeases(redis, keys, 271)).every((l) => l.owner !== null)) {
-        if (Date.now() > deadline) throw new Error('the workers did not own every partition within 60 s');
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      // Let the assignment settle and the first coverage's comparison finish before measuring.
-      await new Promise((r) => setTimeout(r, 5000));
-      const cpu0 = workers.map((w) => cpuMs(w.pid!));
-      const woke0 = workers.map((w) => wakeups(w.pid!));
-      const sent0 = workers.map((w) => writeCalls(w.pid!));
-      const m0 = await masterCounters(nodes);
-      const writer = spawn(process.execPath, [here('./writer.js'), '--url', url, '--prefix', prefix, '--rate', String(rate), '--writes', String(writes), '--duration-ms', String((writes / rate) * 1000), '--keys', '10000', '--out', join(out, `${prefix}.json`)], { stdio: ['ignore', 'ignore', 'inherit'] });
-      const code = await within((writes / rate) * 1000 + 60000, 'the load writer to finish', new Promise((r) => writer.on('exit', r)));
-      if (code !== 0) throw new Error(`the load writer exited with ${String(code)}`);
-      const drained = Date.now() + 120000;
-      for (;;) {
-        const jobs = Object.values(await within(10000, 'the ticket queues\' job counts', jobCounts(queues, 'wait', 'active', 'delayed', 'prioritized')));
-        const backlog = (await Promise.all(Array.from({ length: 271 }, (_, p) => redis.xlen(keys.dirty(p))))).reduce((x, y) => x + y, 0) + jobs.reduce((x, y) => x + y, 0);
-        if (backlog === 0) break;
-        if (Date.now() > drained) throw new Error(`backlog ${backlog} not drained within 120 s`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      const cpu = workers.map((w, i) => cpuMs(w.pid!) - cpu0[i]!).reduce((x, y) => x + y, 0);
-      const woke = workers.map((w, i) => wakeups(w.pid!) - woke0[i]!).reduce((x, y) => x + y, 0);
-      const sent = workers.map((w, i) => writeCalls(w.pid!) - sent0[i]!).reduce((x, y) => x + y, 0);
-      const m1 = await masterCounters(nodes);
-      const commands = m1.map((m, i) => m.commands - m0[i]!.commands);
-      const masterCpu = m1.map((m, i) => m.cpu - m0[i]!.cpu);
-      process.stdout.write(
-        `${count} worker(s): ${((cpu * 1000) / writes).toFixed(0)} µs worker CPU per write, ${(woke / writes).toFixed(2)} wake-ups and ${(sent / writes).toFixed(2)} write calls per write; masters ${((masterCpu.reduce((x, y) => x + y, 0) * 1e6) / writes).toFixed(0)} µs CPU and ${(commands.reduce((x, y) => x + y, 0) / writes).toFixed(1)} commands per write; busiest master / mean: ${ratio(commands).toFixed(2)} in commands, ${ratio(masterCpu).toFixed(2)} in CPU ` +
-          `(commands per master ${commands.join(', ')})\n  calls per write: ${topCalls(m0, m1, writes, Number(process.env.TOP ?? 10))}\n`,
-      );
-    } finally {
-      await Promise.all(queues.map((q) => q.close()));
-      workers.forEach((w) => w.kill('SIGTERM'));
-      // A worker's own shutdown deadline is 30 s; past it the bench says so and kills it.
-      await within(40000, 'the workers to exit after SIGTERM', Promise.all(workers.map((w) => new Promise((r) => (w.exitCode !== null ? r(null) : w.once('exit', r)))))).catch((err: unknown) => {
-        process.stderr.write(`${String(err)}\n`);
-        workers.forEach((w) => w.kill('SIGKILL'));
-      });
+/** One measurement of `count` workers on a fresh prefix: prints its report, returns the workers' CPU per write (µs). */
+async function measure(count: number): Promise<number> {
+  const prefix = `sb${count}${Date.now().toString(36)}`;
+  const keys = new Keys(prefix);
+  const queues = openShards(redis as unknown as ConnectionOptions, keys, queueShardTags(loadConfig({}, []).queueShards));
+  const workers: ChildProcess[] = Array.from({ length: count }, () =>
+    spawn(process.execPath, [here('../workers/start.js')], {
+      env: { ...process.env, TG_REDIS_URL: url, TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*`, TG_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    }),
+  );
+  try {
+    const deadline = Date.now() + 60000;
+    while (!(await readLeases(redis, keys, 271)).every((l) => l.owner !== null)) {
+      if (Date.now() > deadline) throw new Error('the workers did not own every partition within 60 s');
+      await new Promise((r) => setTimeout(r, 200));
     }
+    // Let the assignment settle and the first coverage's comparison finish before measuring.
+    await new Promise((r) => setTimeout(r, 5000));
+    const cpu0 = workers.map((w) => cpuMs(w.pid!));
+    const woke0 = workers.map((w) => wakeups(w.pid!));
+    const sent0 = workers.map((w) => writeCalls(w.pid!));
+    const m0 = await masterCounters(nodes);
+    const writer = spawn(process.execPath, [here('./writer.js'), '--url', url, '--prefix', prefix, '--rate', String(rate), '--writes', String(writes), '--duration-ms', String((writes / rate) * 1000), '--keys', '10000', '--out', join(out, `${prefix}.json`)], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const code = await within((writes / rate) * 1000 + 60000, 'the load writer to finish', new Promise((r) => writer.on('exit', r)));
+    if (code !== 0) throw new Error(`the load writer exited with ${String(code)}`);
+    const drained = Date.now() + 120000;
+    for (;;) {
+      const jobs = Object.values(await within(10000, 'the ticket queues\' job counts', jobCounts(queues, 'wait', 'active', 'delayed', 'prioritized')));
+      const backlog = (await Promise.all(Array.from({ length: 271 }, (_, p) => redis.xlen(keys.dirty(p))))).reduce((x, y) => x + y, 0) + jobs.reduce((x, y) => x + y, 0);
+      if (backlog === 0) break;
+      if (Date.now() > drained) throw new Error(`backlog ${backlog} not drained within 120 s`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const cpu = workers.map((w, i) => cpuMs(w.pid!) - cpu0[i]!).reduce((x, y) => x + y, 0);
+    const woke = workers.map((w, i) => wakeups(w.pid!) - woke0[i]!).reduce((x, y) => x + y, 0);
+    const sent = workers.map((w, i) => writeCalls(w.pid!) - sent0[i]!).reduce((x, y) => x + y, 0);
+    const m1 = await masterCounters(nodes);
+    const commands = m1.map((m, i) => m.commands - m0[i]!.commands);
+    const masterCpu = m1.map((m, i) => m.cpu - m0[i]!.cpu);
+    process.stdout.write(
+      `${count} worker(s): ${((cpu * 1000) / writes).toFixed(0)} µs worker CPU per write, ${(woke / writes).toFixed(2)} wake-ups and ${(sent / writes).toFixed(2)} write calls per write; masters ${((masterCpu.reduce((x, y) => x + y, 0) * 1e6) / writes).toFixed(0)} µs CPU and ${(commands.reduce((x, y) => x + y, 0) / writes).toFixed(1)} commands per write; busiest master / mean: ${ratio(commands).toFixed(2)} in commands, ${ratio(masterCpu).toFixed(2)} in CPU ` +
+        `(commands per master ${commands.join(', ')})\n  calls per write: ${topCalls(m0, m1, writes, Number(process.env.TOP ?? 10))}\n`,
+    );
+    return (cpu * 1000) / writes;
+  } finally {
+    await Promise.all(queues.map((q) => q.close()));
+    workers.forEach((w) => w.kill('SIGTERM'));
+    // A worker's own shutdown deadline is 30 s; past it the bench says so and kills it.
+    await within(40000, 'the workers to exit after SIGTERM', Promise.all(workers.map((w) => new Promise((r) => (w.exitCode !== null ? r(null) : w.once('exit', r)))))).catch((err: unknown) => {
+      process.stderr.write(`${String(err)}\n`);
+      workers.forEach((w) => w.kill('SIGKILL'));
+    });
+  }
+}
+
+const median = (xs: readonly number[]) => {
+  const s = [...xs].sort((x, y) => x - y);
+  return (s[Math.floor((s.length - 1) / 2)]! + s[Math.ceil((s.length - 1) / 2)]!) / 2;
+};
+
+try {
+  const perWrite = new Map<number, number[]>(counts.map((c) => [c, []]));
+  for (let round = 0; round < rounds; round++) for (const count of counts) perWrite.get(count)!.push(await measure(count));
+  if (rounds > 1) {
+    const medians = counts.map((c) => median(perWrite.get(c)!));
+    process.stdout.write(
+      `median of ${rounds} interleaved rounds: ${counts.map((c, i) => `${c} worker(s) ${medians[i]!.toFixed(0)} µs`).join(', ')} worker CPU per write` +
+        (counts.length > 1 ? `; ${counts.at(-1)} / ${counts[0]}: ${(medians.at(-1)! / medians[0]!).toFixed(2)}\n` : '\n'),
+    );
   }
 } finally {
   rmSync(out, { recursive: true, force: true });
