@@ -3,6 +3,7 @@
  * coalesced batch of dirty keys, so the per-job cost of BullMQ is shared by many keys. Keys
  * travel as base64 so any byte content survives BullMQ's JSON encoding.
  */
+import { EventEmitter } from 'node:events';
 import { Queue, type ConnectionOptions, type JobsOptions, type JobType } from 'bullmq';
 import type { CoalescedKey } from './coalescer.js';
 import { TICKET_QUEUE, type Keys } from './keys.js';
@@ -46,7 +47,8 @@ export async function jobCounts(queues: readonly Queue[], ...states: JobType[]):
   return sum;
 }
 
-export class TicketQueue {
+/** Emits 'added' (shard index) once jobs were added to a shard. */
+export class TicketQueue extends EventEmitter {
   readonly queues: Queue<TicketJobData>[];
   /** The shard the next job goes to. */
   private turn = 0;
@@ -59,6 +61,7 @@ export class TicketQueue {
     private readonly retry: RetryPolicy,
     shards: number,
   ) {
+    super();
     this.queues = openShards(connection, keys, queueShardTags(shards));
   }
 
@@ -86,10 +89,12 @@ export class TicketQueue {
     // A lone job goes with add: addBulk builds an ioredis pipeline, which copies every script
     // defined on the client (BullMQ's and ours) for one command.
     await Promise.all(
-      byShard.map((jobs, i) => {
+      byShard.map(async (jobs, i) => {
         const queue = this.queues[i]!;
-        if (jobs.length === 1) return queue.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts);
-        return jobs.length > 1 ? queue.addBulk(jobs) : undefined;
+        if (jobs.length === 0) return;
+        if (jobs.length === 1) await queue.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts);
+        else await queue.addBulk(jobs);
+        this.emit('added', i);
       }),
     );
     this.added += Math.ceil(items.length / perJob);

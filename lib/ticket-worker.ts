@@ -4,6 +4,13 @@
  * Values are read only after the job's `seq` was fixed (the dirty entry id), so of two
  * tickets of one key the one with the larger seq always read later: after quiescence the
  * greatest seq carries the final value, however jobs interleave.
+ *
+ * Jobs are fetched without blocking reads. BullMQ's own loop waits on a blocking read of the
+ * queue's marker, and every move to active adds the marker back, so each job would wake a
+ * blocked reader somewhere to find nothing. Instead the worker that adds a job fetches it
+ * (take), which also keeps a job with the owner of its keys; jobs it did not add (another
+ * worker's left behind, retries whose delay is over, stalled ones) are looked for each second.
+ * BullMQ still checks for stalled jobs, and a job's lock is extended while it runs.
  */
 import { EventEmitter } from 'node:events';
 import { Worker, type ConnectionOptions, type Job } from 'bullmq';
@@ -36,10 +43,19 @@ export interface TicketWorkerOptions {
   watch: string;
 }
 
+/** How often the shards are looked at for jobs this worker did not add. */
+const POLL_MS = 1000;
+
 /** Emits 'written' (tickets) once a job's tickets are in the sink. */
 export class TicketWorker extends EventEmitter {
   /** One BullMQ worker a queue shard, sharing the concurrency. */
   readonly workers: Worker<TicketJobData, number>[];
+  /** Jobs a shard may run at once, and the fetching loops running per shard. */
+  private readonly perShard: number;
+  private readonly fetching: number[];
+  private readonly loops = new Set<Promise<void>>();
+  private poll: NodeJS.Timeout | undefined;
+  private closing = false;
   /** Tickets written so far. */
   made = 0;
   /** Jobs that failed their last attempt: their keys converge through reconciliation. */
@@ -51,18 +67,17 @@ export class TicketWorker extends EventEmitter {
     const matches = globMatcher(opts.watch);
     this.watched = (key) => !opts.keys.isOwn(key) && matches(key);
     const tags = queueShardTags(opts.shards);
+    this.perShard = Math.max(1, Math.ceil(opts.concurrency / tags.length));
+    this.fetching = tags.map(() => 0);
     this.workers = tags.map(
       (tag) =>
         new Worker<TicketJobData, number>(TICKET_QUEUE, (job) => this.process(job), {
           connection: opts.connection,
           prefix: opts.keys.queuePrefix(tag),
-          concurrency: Math.max(1, Math.ceil(opts.concurrency / tags.length)),
+          concurrency: this.perShard,
           lockDuration: opts.lockDurationMs,
           stalledInterval: opts.lockDurationMs,
           maxStalledCount: 1000,
-          // An idle worker's blocking read wakes at most this often (seconds; Redis's ceiling in
-          // BullMQ): a new job wakes it through its marker at once whatever the value.
-          drainDelay: 10,
           autorun: false,
         }),
     );
@@ -86,11 +101,44 @@ export class TicketWorker extends EventEmitter {
   }
 
   start(): void {
-    for (const worker of this.workers) void worker.run();
+    for (const worker of this.workers) worker.startStalledCheckTimer().catch((err: unknown) => this.opts.logger.warn('stalled job check not started', { err: String(err) }));
+    this.poll = setInterval(() => this.workers.forEach((_, shard) => this.take(shard)), POLL_MS);
+  }
+
+  /** A job was added to the shard (or may wait there): fetch and run jobs until none is left, within the shard's concurrency. */
+  take(shard: number): void {
+    if (this.closing || this.poll === undefined || this.fetching[shard]! >= this.perShard) return;
+    this.fetching[shard]!++;
+    const loop: Promise<void> = this.runJobs(shard)
+      .catch((err: unknown) => void this.opts.logger.warn('ticket jobs not fetched', { shard, err: String(err) }))
+      .finally(() => {
+        this.fetching[shard]!--;
+        this.loops.delete(loop);
+      });
+    this.loops.add(loop);
+  }
+
+  private async runJobs(shard: number): Promise<void> {
+    const worker = this.workers[shard]!;
+    const token = nanoid();
+    // Completing a job fetches the next one in the same call, as BullMQ's own loop does.
+    let job: Job<TicketJobData, number> | void = await worker.getNextJob(token, { block: false });
+    while (job) {
+      const running = job;
+      const extend = setInterval(() => void running.extendLock(token, this.opts.lockDurationMs).catch(() => undefined), this.opts.lockDurationMs / 2);
+      try {
+        job = await worker.processJob(running, token, () => !this.closing);
+      } finally {
+        clearInterval(extend);
+      }
+    }
   }
 
   /** Stops taking jobs and waits for the active ones. */
   async close(): Promise<void> {
+    this.closing = true;
+    clearInterval(this.poll);
+    while (this.loops.size > 0) await Promise.all([...this.loops]);
     await Promise.all(this.workers.map((w) => w.close()));
   }
 

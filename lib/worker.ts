@@ -298,6 +298,8 @@ export class GeneratorWorker implements WorkerView {
     await this.client.hset(keys.memberInfo(), this.id, JSON.stringify({ host: hostname(), pid: process.pid, startedAt: Date.now(), httpPort: this.http?.port ?? null }));
     this.leases.start();
     this.tickets.start();
+    // The worker that adds a job runs it (lib/ticket-worker.ts).
+    this.queue.on('added', (shard: number) => this.tickets.take(shard));
     this.reconciler.start();
     await this.looks.now();
     this.looks.start();
