@@ -9,7 +9,8 @@
  * queue's marker, and every move to active adds the marker back, so each job would wake a
  * blocked reader somewhere to find nothing. Instead the worker that adds a job fetches it
  * (take), which also keeps a job with the owner of its keys; jobs it did not add (another
- * worker's left behind, retries whose delay is over, stalled ones) are looked for each second.
+ * worker's left behind, retries whose delay is over, stalled ones) are looked for when the worker
+ * asks (look: once a lease renewal, sharing that round's wake-up rather than a timer of its own).
  * BullMQ still checks for stalled jobs, and a job's lock is extended while it runs.
  */
 import { EventEmitter } from 'node:events';
@@ -43,9 +44,6 @@ export interface TicketWorkerOptions {
   watch: string;
 }
 
-/** How often the shards are looked at for jobs this worker did not add. */
-const POLL_MS = 1000;
-
 /** Emits 'written' (tickets) once a job's tickets are in the sink. */
 export class TicketWorker extends EventEmitter {
   /** One BullMQ worker a queue shard, sharing the concurrency. */
@@ -54,7 +52,7 @@ export class TicketWorker extends EventEmitter {
   private readonly perShard: number;
   private readonly fetching: number[];
   private readonly loops = new Set<Promise<void>>();
-  private poll: NodeJS.Timeout | undefined;
+  private started = false;
   private closing = false;
   /** Tickets written so far. */
   made = 0;
@@ -102,12 +100,17 @@ export class TicketWorker extends EventEmitter {
 
   start(): void {
     for (const worker of this.workers) worker.startStalledCheckTimer().catch((err: unknown) => this.opts.logger.warn('stalled job check not started', { err: String(err) }));
-    this.poll = setInterval(() => this.workers.forEach((_, shard) => this.take(shard)), POLL_MS);
+    this.started = true;
+  }
+
+  /** Looks in every shard for jobs this worker did not add. */
+  look(): void {
+    this.workers.forEach((_, shard) => this.take(shard));
   }
 
   /** A job was added to the shard (or may wait there): fetch and run jobs until none is left, within the shard's concurrency. */
   take(shard: number): void {
-    if (this.closing || this.poll === undefined || this.fetching[shard]! >= this.perShard) return;
+    if (this.closing || !this.started || this.fetching[shard]! >= this.perShard) return;
     this.fetching[shard]!++;
     const loop: Promise<void> = this.runJobs(shard)
       .catch((err: unknown) => void this.opts.logger.warn('ticket jobs not fetched', { shard, err: String(err) }))
@@ -137,7 +140,6 @@ export class TicketWorker extends EventEmitter {
   /** Stops taking jobs and waits for the active ones. */
   async close(): Promise<void> {
     this.closing = true;
-    clearInterval(this.poll);
     while (this.loops.size > 0) await Promise.all([...this.loops]);
     await Promise.all(this.workers.map((w) => w.close()));
   }

@@ -224,10 +224,12 @@ export class GeneratorWorker implements WorkerView {
       this.writer.flushNow();
       this.leasesStale = true;
     });
-    // One timer a renewal interval: the pings whose answers the next renewal reads, and a settled look.
+    // One timer a renewal interval: the pings whose answers the next renewal reads, a settled look,
+    // and the look for ticket jobs this worker did not add.
     this.leases.on('tick', () => {
       this.subscriber.ping();
       this.looks.tick();
+      this.tickets.look();
     });
     const sentAt = Date.now();
     const [seconds, micros] = await this.client.time();
