@@ -23,12 +23,14 @@ import type { Sink, Ticket } from './sink.js';
 import { keySlot, partitionOfSlot } from './slots.js';
 import { globMatcher } from './glob.js';
 import { queueShardTags } from './shards.js';
-import { decodeItem, type TicketJobData } from './ticket-queue.js';
+import { decodeItem, type TicketJobData, type TicketQueue } from './ticket-queue.js';
 import { FAILED_DIGEST } from './ticket-index.js';
 import { formatValue } from './values.js';
 
 export interface TicketWorkerOptions {
   connection: ConnectionOptions;
+  /** The queue this worker adds its jobs to, one BullMQ worker a shard (lib/shards.ts): it runs each job as it is added (take). */
+  queue: TicketQueue;
   keys: Keys;
   scripts: Scripts;
   sink: Sink;
@@ -38,8 +40,6 @@ export interface TicketWorkerOptions {
   logger: Logger;
   /** Lock of an active job; a crashed worker's jobs are retried once it lapses. */
   lockDurationMs: number;
-  /** Queue shards (lib/shards.ts). */
-  shards: number;
   /** Glob of the watched keys: a job naming any other key (a forged one) gets no ticket for it. */
   watch: string;
 }
@@ -64,7 +64,7 @@ export class TicketWorker extends EventEmitter {
     super();
     const matches = globMatcher(opts.watch);
     this.watched = (key) => !opts.keys.isOwn(key) && matches(key);
-    const tags = queueShardTags(opts.shards);
+    const tags = queueShardTags(opts.queue.queues.length);
     this.perShard = Math.max(1, Math.ceil(opts.concurrency / tags.length));
     this.fetching = tags.map(() => 0);
     this.workers = tags.map(
@@ -100,6 +100,7 @@ export class TicketWorker extends EventEmitter {
 
   start(): void {
     for (const worker of this.workers) worker.startStalledCheckTimer().catch((err: unknown) => this.opts.logger.warn('stalled job check not started', { err: String(err) }));
+    this.opts.queue.on('added', (shard: number) => this.take(shard));
     this.started = true;
   }
 
@@ -109,7 +110,7 @@ export class TicketWorker extends EventEmitter {
   }
 
   /** A job was added to the shard (or may wait there): fetch and run jobs until none is left, within the shard's concurrency. */
-  take(shard: number): void {
+  private take(shard: number): void {
     if (this.closing || !this.started || this.fetching[shard]! >= this.perShard) return;
     this.fetching[shard]!++;
     const loop: Promise<void> = this.runJobs(shard)

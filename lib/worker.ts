@@ -187,6 +187,7 @@ export class GeneratorWorker implements WorkerView {
     this.queue = new TicketQueue(connection, keys, { attempts: config.jobAttempts, backoffMs: config.jobBackoffMs }, config.queueShards);
     this.tickets = new TicketWorker({
       connection,
+      queue: this.queue,
       keys,
       scripts,
       sink,
@@ -195,7 +196,6 @@ export class GeneratorWorker implements WorkerView {
       concurrency: config.concurrency,
       logger,
       lockDurationMs: Math.max(5000, config.leaseTtlMs * 2),
-      shards: config.queueShards,
       watch: config.watch,
     });
     this.reader = new DirtyReader({ client: this.client, scripts, keys, queue: this.queue, consumer: this.id, batchSize: config.batchSize, roundIntervalMs: config.readIntervalMs, lateAppendMs: config.flushMaxWaitMs + LATE_APPEND_MARGIN_MS, logger });
@@ -224,8 +224,7 @@ export class GeneratorWorker implements WorkerView {
       this.writer.flushNow();
       this.leasesStale = true;
     });
-    // One timer a renewal interval: the pings whose answers the next renewal reads, a settled look,
-    // and the look for ticket jobs this worker did not add.
+    // One timer a renewal interval: the pings the next renewal reads, a settled look, a look for jobs.
     this.leases.on('tick', () => {
       this.subscriber.ping();
       this.looks.tick();
@@ -300,8 +299,6 @@ export class GeneratorWorker implements WorkerView {
     await this.client.hset(keys.memberInfo(), this.id, JSON.stringify({ host: hostname(), pid: process.pid, startedAt: Date.now(), httpPort: this.http?.port ?? null }));
     this.leases.start();
     this.tickets.start();
-    // The worker that adds a job runs it (lib/ticket-worker.ts).
-    this.queue.on('added', (shard: number) => this.tickets.take(shard));
     this.reconciler.start();
     await this.looks.now();
     this.looks.start();
