@@ -451,7 +451,7 @@ export class Reconciler {
     return out;
   }
 
-  /** Keys in each slot of [first, last], by slot - first: one call a node. */
+  /** Keys in each slot of [first, last], by slot - first, own keys mostly not counted: one call a node. */
   private async slotCounts(first: number, last: number): Promise<number[]> {
     const out = new Array<number>(last - first + 1).fill(0);
     const byNode = groupBy(Array.from({ length: last - first + 1 }, (_, i) => first + i), (slot) => this.node(slot));

@@ -318,9 +318,12 @@ export class Scripts {
     return digests.map((d) => d.toString());
   }
 
-  /** Keys in each slot of [first, last] on the node this connection reaches (a cluster node's own connection). */
+  /**
+   * Keys in each slot of [first, last] on the node this connection reaches (a cluster node's own
+   * connection), the project's own keys not counted where a slot holds few.
+   */
   async slotKeyCounts(first: number, last: number): Promise<number[]> {
-    return (await this.call.slotKeyCounts(first, last)) as number[];
+    return (await this.call.slotKeyCounts(first, last, this.keys.ownPrefix)) as number[];
   }
 
   /** Records index entries (only where newer than what is recorded): a call a sink shard. Returns how many were written. */

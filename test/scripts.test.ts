@@ -60,6 +60,27 @@ describe('scripts on a cluster', () => {
     expect(many.slice(60, 64).map((r) => r.type)).to.deep.equal(['hash', 'list', 'set', 'zset']);
   });
 
+  it('counts the keys of a slot range without the project\'s own where a slot holds few, so an idle pass lists no slot', async () => {
+    const keys = new Keys(randomPrefix());
+    // A tag of this test's own, so no other test's keys share the slot.
+    const tag = `{${keys.prefix}}`;
+    const slot = keySlot(tag);
+    const [host, port] = nodeOfSlot(redis, slot).split(':');
+    const node = (redis as Cluster).nodes('master').find((n) => n.options.host === host && n.options.port === Number(port))!;
+    const scripts = new Scripts(node as unknown as RedisClient, keys);
+    const counts = () => scripts.slotKeyCounts(slot, slot).then((c) => c[0]);
+    await redis.hset(`${keys.prefix}:${tag}:lease`, 'owner', 'w');
+    await redis.set(`${keys.prefix}:${tag}:token`, 1);
+    await redis.xadd(`${keys.prefix}:${tag}:dirty`, '*', 'k', 'v');
+    expect(await counts()).to.equal(0);
+    // A watched key in the same slot is counted, the own ones beside it still not.
+    await redis.set(`${tag}${keys.prefix}-k`, 'v');
+    expect(await counts()).to.equal(1);
+    // Past 128 keys the slot is counted whole: the pass lists it and filters what it lists.
+    await Promise.all(Array.from({ length: 130 }, (_, i) => redis.set(`${keys.prefix}:${tag}:x${i}`, 'v')));
+    expect(await counts()).to.equal(134);
+  });
+
   it('appends to, reads and acknowledges the dirty streams of one node in one call each, and refuses streams of two nodes', async () => {
     const keys = new Keys(randomPrefix());
     const scripts = new Scripts(redis, keys);
