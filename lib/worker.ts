@@ -161,6 +161,11 @@ export class GeneratorWorker implements WorkerView {
     return lookupKey(this.client, this.target, this.keys, this.config.partitions, key);
   }
 
+  /** What a stop that missed its deadline leaves behind, and the state of Redis that may be why. */
+  leftBehind(): { redis: string; partitionsNotHandedOver: number; keysNotAppended: number } {
+    return { redis: this.client?.status ?? 'never connected', partitionsNotHandedOver: this.leases?.held.size ?? 0, keysNotAppended: this.writer?.backlog ?? 0 };
+  }
+
   /** Partitions whose events this worker forwards now. */
   ownedPartitions(): number[] {
     return [...this.leases.held.keys()].sort((a, b) => a - b);

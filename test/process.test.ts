@@ -41,6 +41,23 @@ describe('worker process', function () {
     expect(Date.now() - signalledAt).to.be.below(2000);
   });
 
+  it('stops by its deadline when Redis dies before a SIGTERM, naming what it leaves behind and why', async () => {
+    const server = await startLocalRedis({ mode: 'standalone' });
+    try {
+      w = spawnWorker({ TG_REDIS_URL: server.url, TG_PREFIX: randomPrefix(), TG_SHUTDOWN_TIMEOUT_MS: '3000', TG_PARTITIONS: '16' });
+      expect((await w.waitForLog('started')).owned).to.equal(16);
+      process.kill(server.nodes[0]!.pid!, 'SIGKILL');
+      w.proc.kill('SIGTERM');
+      expect(await exitOf(w, 10000)).to.equal(1);
+      const last = w.logs.find((l) => String(l.message).startsWith('graceful stop missed its deadline'));
+      expect(last?.message).to.contain('compare them with Redis');
+      expect(last?.redis).to.be.a('string').and.not.equal('ready');
+      expect(last?.partitionsNotHandedOver).to.equal(16);
+    } finally {
+      await server.stop();
+    }
+  });
+
   describe('with keyspace notifications disabled', () => {
     let server: LocalRedis;
     before(async () => {

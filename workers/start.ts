@@ -40,7 +40,7 @@ function shutdown(signal: NodeJS.Signals): void {
   stopping = Promise.race([stopped, deadline]).then(
     (outcome) => {
       if (outcome === 'timeout') {
-        logger.error('graceful stop missed its deadline', { deadlineMs: config.shutdownTimeoutMs });
+        logger.error('graceful stop missed its deadline; the next owners of the partitions it still holds compare them with Redis', { deadlineMs: config.shutdownTimeoutMs, ...worker.leftBehind() });
         process.exit(1);
       }
       logger.info('exiting', { code: 0 });
