@@ -58,7 +58,7 @@ export class TicketQueue extends EventEmitter {
   constructor(
     connection: ConnectionOptions,
     keys: Keys,
-    private readonly retry: RetryPolicy,
+    readonly retry: RetryPolicy,
     shards: number,
   ) {
     super();

@@ -8,10 +8,11 @@
  * Jobs are fetched without blocking reads. BullMQ's own loop waits on a blocking read of the
  * queue's marker, and every move to active adds the marker back, so each job would wake a
  * blocked reader somewhere to find nothing. Instead the worker that adds a job fetches it
- * (take), which also keeps a job with the owner of its keys; jobs it did not add (another
- * worker's left behind, retries whose delay is over, stalled ones) are looked for when the worker
- * asks (look: once a lease renewal, sharing that round's wake-up rather than a timer of its own).
- * BullMQ still checks for stalled jobs, and a job's lock is extended while it runs.
+ * (take), which also keeps a job with the owner of its keys. Jobs it did not add are fetched when
+ * they may be there: BullMQ's stalled check moved some back to wait, one of its own jobs' retry
+ * is due, or the worker asks (look: as a member leaves, and every sweep for what nothing
+ * announced, such as another worker's retry). BullMQ still checks for stalled jobs, and a job's
+ * lock is extended while it runs.
  */
 import { EventEmitter } from 'node:events';
 import { Worker, type ConnectionOptions, type Job } from 'bullmq';
@@ -26,6 +27,9 @@ import { queueShardTags } from './shards.js';
 import { decodeItem, type TicketJobData, type TicketQueue } from './ticket-queue.js';
 import { FAILED_DIGEST } from './ticket-index.js';
 import { formatValue } from './values.js';
+
+/** After a retry's backoff: the delayed job is fetchable once BullMQ's clock says so. */
+const RETRY_LOOK_MARGIN_MS = 50;
 
 export interface TicketWorkerOptions {
   connection: ConnectionOptions;
@@ -52,6 +56,8 @@ export class TicketWorker extends EventEmitter {
   private readonly perShard: number;
   private readonly fetching: number[];
   private readonly loops = new Set<Promise<void>>();
+  /** Per shard, the look due when a retry of this worker's job may be fetched. */
+  private readonly retryLooks: (NodeJS.Timeout | undefined)[];
   private started = false;
   private closing = false;
   /** Tickets written so far. */
@@ -67,6 +73,7 @@ export class TicketWorker extends EventEmitter {
     const tags = queueShardTags(opts.queue.queues.length);
     this.perShard = Math.max(1, Math.ceil(opts.concurrency / tags.length));
     this.fetching = tags.map(() => 0);
+    this.retryLooks = tags.map(() => undefined);
     this.workers = tags.map(
       (tag) =>
         new Worker<TicketJobData, number>(TICKET_QUEUE, (job) => this.process(job), {
@@ -79,17 +86,23 @@ export class TicketWorker extends EventEmitter {
           autorun: false,
         }),
     );
-    for (const worker of this.workers) {
-      worker.on('failed', (job, err) => this.failed(job, err));
+    this.workers.forEach((worker, shard) => {
+      worker.on('failed', (job, err) => this.failed(shard, job, err));
+      worker.on('stalled', () => this.take(shard));
       worker.on('error', (err) => opts.logger.warn('ticket worker error', { err: err.message }));
-    }
+    });
   }
 
-  private failed(job: Job<TicketJobData, number> | undefined, err: Error): void {
+  private failed(shard: number, job: Job<TicketJobData, number> | undefined, err: Error): void {
     const { logger, scripts, partitions } = this.opts;
     const final = job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1);
     const detail = { job: job?.id, keys: job?.data.items.length, attempt: job?.attemptsMade, err: err.message };
-    if (!final) return void logger.warn('ticket job failed', detail);
+    if (!final) {
+      // Retried after the queue's backoff, by whoever fetches it first: look once it is due.
+      clearTimeout(this.retryLooks[shard]);
+      this.retryLooks[shard] = setTimeout(() => this.take(shard), this.opts.queue.retry.backoffMs + RETRY_LOOK_MARGIN_MS);
+      return void logger.warn('ticket job failed', detail);
+    }
     this.exhausted++;
     logger.error('ticket job failed for good; reconciliation will make its tickets', detail);
     // Recorded as failed (newer than an adoption, older than any later ticket), so the next
@@ -141,6 +154,7 @@ export class TicketWorker extends EventEmitter {
   /** Stops taking jobs and waits for the active ones. */
   async close(): Promise<void> {
     this.closing = true;
+    this.retryLooks.forEach(clearTimeout);
     while (this.loops.size > 0) await Promise.all([...this.loops]);
     await Promise.all(this.workers.map((w) => w.close()));
   }

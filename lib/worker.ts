@@ -30,7 +30,10 @@ import { TicketWorker } from './ticket-worker.js';
 import type { WorkerSnapshot, WorkerStats, WorkerView } from './worker-view.js';
 import { lookupKey, type KeyLocation } from './cluster-info.js';
 
-/** How often owned dirty streams are read even without a local append (late appends of others). */
+/**
+ * How often owned dirty streams are read even without a local append (late appends of others), and
+ * the queue is looked at for ticket jobs nothing announced (another worker's retries).
+ */
 const SWEEP_INTERVAL_MS = 5000;
 
 /**
@@ -229,11 +232,10 @@ export class GeneratorWorker implements WorkerView {
       this.writer.flushNow();
       this.leasesStale = true;
     });
-    // One timer a renewal interval: the pings the next renewal reads, a settled look, a look for jobs.
+    // One timer a renewal interval: the pings the next renewal reads, a settled look.
     this.leases.on('tick', () => {
       this.subscriber.ping();
       this.looks.tick();
-      this.tickets.look();
     });
     const sentAt = Date.now();
     const [seconds, micros] = await this.client.time();
@@ -290,6 +292,8 @@ export class GeneratorWorker implements WorkerView {
         // and a look then would ask the subscriber for other masters while it still subscribes.
         if (!announcesMembership(message, this.id)) return;
         this.leasesStale = true;
+        // A worker that left may have left ticket jobs waiting.
+        this.tickets.look();
         if (this.started) void this.looks.now();
       } else if (parseOffer(message, config.partitions)) {
         this.leasesStale = true;
@@ -311,6 +315,7 @@ export class GeneratorWorker implements WorkerView {
       setInterval(() => {
         this.reader.sweep();
         this.coverage.prune();
+        this.tickets.look();
       }, SWEEP_INTERVAL_MS),
     );
     this.started = true;

@@ -1,10 +1,18 @@
 /** Ticket jobs on a real cluster: fetched without blocking reads, by the worker that adds them. */
+import { Worker, type ConnectionOptions } from 'bullmq';
 import { expect } from 'chai';
 import type { Cluster } from 'ioredis';
-import { Keys } from '../lib/keys.js';
+import { loadConfig } from '../lib/config.js';
+import { Keys, TICKET_QUEUE } from '../lib/keys.js';
 import { readLeases } from '../lib/lease-keeper.js';
-import type { RedisClient } from '../lib/redis.js';
+import { silentLogger } from '../lib/logger.js';
+import { connect, detectTarget, type RedisClient } from '../lib/redis.js';
+import { Scripts } from '../lib/scripts.js';
+import { queueShardTags } from '../lib/shards.js';
+import type { Sink, Ticket } from '../lib/sink.js';
 import { latestTickets } from '../lib/ticket-reader.js';
+import { encodeItems, TicketQueue } from '../lib/ticket-queue.js';
+import { TicketWorker } from '../lib/ticket-worker.js';
 import type { GeneratorWorker } from '../lib/worker.js';
 import { clusterUrl, randomPrefix, waitFor } from './helpers/redis.js';
 import { client, startWorker, testConfig } from './helpers/worker.js';
@@ -42,5 +50,57 @@ describe('ticket jobs (cluster)', function () {
     const queueConnections = lists.flatMap((l) => l.split('\n')).filter((line) => line.includes(` name=${prefix}:{q`));
     expect(queueConnections.length).to.be.greaterThan(0);
     expect(queueConnections.filter((line) => / cmd=bzpopmin /.test(line) || / flags=\S*b/.test(line))).to.deep.equal([]);
+  });
+
+  describe('jobs this worker did not just add, with nobody looking for them', () => {
+    let bull: RedisClient;
+    const opened: { close(): Promise<unknown> }[] = [];
+    before(async () => {
+      bull = connect(await detectTarget(loadConfig({ TG_REDIS_URL: clusterUrl() }, []).redis), { maxRetriesPerRequest: null });
+    });
+    after(async () => {
+      for (const o of opened.reverse()) await o.close();
+      await bull.quit();
+    });
+
+    /** A ticket worker alone: no sweep and no member events, so only its own triggers fetch jobs. */
+    function ticketWorker(prefix: string, sink: Sink, lockDurationMs = 5000): { queue: TicketQueue; tickets: TicketWorker; keys: Keys } {
+      const keys = new Keys(prefix);
+      const connection = bull as unknown as ConnectionOptions;
+      const queue = new TicketQueue(connection, keys, { attempts: 5, backoffMs: 200 }, 1);
+      const tickets = new TicketWorker({ connection, queue, keys, scripts: new Scripts(redis, keys), sink, workerId: 'w', partitions: 271, concurrency: 2, logger: silentLogger(), lockDurationMs, watch: `${prefix}-k:*` });
+      opened.push(queue, tickets);
+      tickets.start();
+      return { queue, tickets, keys };
+    }
+
+    it('fetches a failed job again once its backoff is over', async () => {
+      const prefix = randomPrefix();
+      const written: Ticket[] = [];
+      let failures = 1;
+      const { queue, tickets } = ticketWorker(prefix, {
+        indexes: false,
+        write: async (t) => {
+          if (failures-- > 0) throw new Error('sink down');
+          written.push(...t);
+        },
+      });
+      await queue.enqueue([{ key: Buffer.from(`${prefix}-k:a`), event: 'set', at: Date.now(), seq: '1-0' }], 10);
+      await waitFor(() => written.length === 1, { timeoutMs: 10000, what: 'the retried job\'s ticket' });
+      expect(tickets.made).to.equal(1);
+    });
+
+    it('fetches a job BullMQ found stalled (its worker stopped holding its lock)', async () => {
+      const prefix = randomPrefix();
+      const written: Ticket[] = [];
+      const { queue } = ticketWorker(prefix, { indexes: false, write: async (t) => void written.push(...t) }, 1000);
+      // Another worker, elsewhere, fetches the job and dies with it (its lock never extended).
+      const dead = new Worker(TICKET_QUEUE, null, { connection: bull as unknown as ConnectionOptions, prefix: new Keys(prefix).queuePrefix(queueShardTags(1)[0]!), autorun: false, lockDuration: 1000 });
+      opened.push(dead);
+      // Added past the queue's 'added' event: the ticket worker is not told of it.
+      await queue.queues[0]!.add('tickets', { items: encodeItems([{ key: Buffer.from(`${prefix}-k:b`), event: 'set', at: Date.now(), seq: '1-0' }]) }, { attempts: 5 });
+      expect(await dead.getNextJob('dead-token', { block: false })).to.not.equal(undefined);
+      await waitFor(() => written.length === 1, { timeoutMs: 15000, what: 'the stalled job\'s ticket' });
+    });
   });
 });
