@@ -238,17 +238,32 @@ export class DirtyReader {
   }
 
   /**
-   * What take() gives for each partition, in order: partitions with entries to claim one by one,
-   * the others in one read a Redis node (claim, then stream by stream, where that read is refused).
+   * What take() gives for each partition, in order, one call a Redis node for each step: the
+   * claims first, then a read of the streams that had nothing to claim and of the others (stream
+   * by stream, claim first, where a call is refused).
    */
   private async takeAll(partitions: readonly number[]): Promise<PromiseSettledResult<RawEntry[]>[]> {
     const { scripts, consumer, batchSize } = this.opts;
     const results = new Map<number, PromiseSettledResult<RawEntry[]>>();
     const settle = async (p: number, read: Promise<RawEntry[]>) => void results.set(p, (await Promise.allSettled([read]))[0]!);
-    const fresh = partitions.filter((p) => !this.toClaim.has(p));
-    await Promise.all([
-      ...partitions.filter((p) => this.toClaim.has(p)).map((p) => settle(p, this.take(p))),
-      ...this.byNode(fresh, (p) => p).map(async (group) => {
+    await Promise.all(
+      this.byNode(partitions.filter((p) => this.toClaim.has(p)), (p) => p).map(async (group) => {
+        let claimed: RawEntry[][];
+        try {
+          claimed = await scripts.claimDirty(group, DIRTY_GROUP, consumer, batchSize);
+        } catch {
+          // Refused (a slot moved): stream by stream.
+          return void (await Promise.all(group.map((p) => settle(p, this.take(p)))));
+        }
+        group.forEach((p, i) => {
+          if (claimed[i]!.length > 0) results.set(p, { status: 'fulfilled', value: claimed[i]! });
+          else this.toClaim.delete(p);
+        });
+      }),
+    );
+    const fresh = partitions.filter((p) => !results.has(p));
+    await Promise.all(
+      this.byNode(fresh, (p) => p).map(async (group) => {
         if (group.length === 1) return settle(group[0]!, this.read(group[0]!));
         try {
           const replies = await scripts.readDirty(group, DIRTY_GROUP, consumer, batchSize);
@@ -259,7 +274,7 @@ export class DirtyReader {
           await Promise.all(group.map((p) => settle(p, this.take(p))));
         }
       }),
-    ]);
+    );
     return partitions.map((p) => results.get(p)!);
   }
 

@@ -26,6 +26,7 @@ const SCRIPT_FILES = {
   ackDirties: 'ack-dirties-1.lua',
   appendDirty: 'append-dirty-1.lua',
   readDirty: 'read-dirty-1.lua',
+  claimDirty: 'claim-dirty-1.lua',
   readValue: 'read-value-1.lua',
   readValues: 'read-values-1.lua',
   readLeases: 'read-leases-1.lua',
@@ -231,6 +232,12 @@ export class Scripts {
   async readDirty(partitions: readonly number[], group: string, consumer: string, count: number): Promise<[Buffer, Buffer[]][][]> {
     const streams = partitions.map((p) => this.keys.dirty(p));
     return (await this.callBuffer.readDirty(streams[0], group, consumer, count, ...streams)) as [Buffer, Buffer[]][][];
+  }
+
+  /** Claims the pending entries of many partitions' dirty streams, all served by one Redis node, in one call: per partition in order. */
+  async claimDirty(partitions: readonly number[], group: string, consumer: string, count: number): Promise<[Buffer, Buffer[]][][]> {
+    const streams = partitions.map((p) => this.keys.dirty(p));
+    return (await this.callBuffer.claimDirty(streams[0], group, consumer, count, ...streams)) as [Buffer, Buffer[]][][];
   }
 
   /**

@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import type { ConnectionOptions } from 'bullmq';
 import { DirtyReader } from '../lib/dirty-reader.js';
 import { DIRTY_FIELDS } from '../lib/dirty-writer.js';
-import { Keys } from '../lib/keys.js';
+import { DIRTY_GROUP, Keys } from '../lib/keys.js';
 import { silentLogger } from '../lib/logger.js';
 import type { RedisClient } from '../lib/redis.js';
 import { Scripts } from '../lib/scripts.js';
@@ -62,6 +62,30 @@ describe('dirty reader (standalone)', () => {
       expect(await redis.xlen(keys.dirty(3))).to.equal(0);
     } finally {
       await Promise.all([owner.close(), next.close()]);
+      await queue.close();
+    }
+  });
+
+  it('claims what a previous owner read and never acknowledged, in every stream it takes on', async () => {
+    const keys = new Keys(randomPrefix());
+    const scripts = new Scripts(redis, keys);
+    const queue = new TicketQueue(redis as unknown as ConnectionOptions, keys, { attempts: 1, backoffMs: 0 }, 1);
+    const next = new DirtyReader({ client: redis, scripts, keys, queue, consumer: 'next', batchSize: 200, roundIntervalMs: 0, lateAppendMs: 60_000, logger: silentLogger() });
+    try {
+      const partitions = [6, 7, 8, 9];
+      for (const p of partitions) await redis.xgroup('CREATE', keys.dirty(p), DIRTY_GROUP, '0', 'MKSTREAM');
+      await scripts.appendDirty(DIRTY_FIELDS, partitions.map((p) => ({ partition: p, dirty: dirty(p) })));
+      // The previous owner read them all, then stopped before its acknowledgement.
+      for (const p of partitions) await redis.xreadgroup('GROUP', DIRTY_GROUP, 'gone', 'STREAMS', keys.dirty(p), '>');
+      for (const p of partitions) await next.own(p);
+      await next.settled();
+      expect(next.enqueued).to.equal(16);
+      for (const p of partitions) {
+        expect(await redis.xlen(keys.dirty(p))).to.equal(0);
+        expect(((await redis.xpending(keys.dirty(p), DIRTY_GROUP)) as [number])[0]).to.equal(0);
+      }
+    } finally {
+      await next.close();
       await queue.close();
     }
   });

@@ -81,7 +81,7 @@ describe('scripts on a cluster', () => {
     expect(await counts()).to.equal(134);
   });
 
-  it('appends to, reads and acknowledges the dirty streams of one node in one call each, and refuses streams of two nodes', async () => {
+  it('appends to, reads, claims and acknowledges the dirty streams of one node in one call each, and refuses streams of two nodes', async () => {
     const keys = new Keys(randomPrefix());
     const scripts = new Scripts(redis, keys);
     await redis.ping();
@@ -98,11 +98,14 @@ describe('scripts on a cluster', () => {
     expect(read.map((entries) => entries.length)).to.deep.equal([2, 2, 2, 0]);
     read.slice(0, 3).forEach((entries, i) => expect(entries.map(([id]) => id.toString())).to.deep.equal(ids[i]!.slice(0, 2)));
     expect(read[0]![0]![1].map(String)).to.deep.equal(['k', `key${same[0]}:0`, 'e', 'set', 't', '1000']);
+    // Read but not acknowledged (a round that failed, an owner that stopped): another consumer claims them.
+    const claimed = await scripts.claimDirty(same, 'owner', 'next', 10);
+    expect(claimed.map((entries) => entries.map(([id]) => id.toString()))).to.deep.equal([...read.slice(0, 3).map((entries) => entries.map(([id]) => id.toString())), []]);
     const acked = await scripts.ackDirties('owner', same.slice(0, 3).map((p, i) => ({ partition: p, ids: read[i]!.map(([id]) => id.toString()) })));
     expect(acked).to.equal(6);
     // Acknowledged entries are deleted: one entry left in each stream read.
     for (const p of same.slice(0, 3)) expect(await redis.xlen(keys.dirty(p))).to.equal(1);
-    for (const call of [() => scripts.readDirty([same[0]!, other], 'owner', 'me', 2), () => scripts.appendDirty(fields, [same[0]!, other].map((p) => ({ partition: p, dirty: dirty(p) })))]) {
+    for (const call of [() => scripts.readDirty([same[0]!, other], 'owner', 'me', 2), () => scripts.claimDirty([same[0]!, other], 'owner', 'me', 2), () => scripts.appendDirty(fields, [same[0]!, other].map((p) => ({ partition: p, dirty: dirty(p) })))]) {
       let refused: unknown;
       await call().catch((err: unknown) => (refused = err));
       expect(String(refused)).to.match(/non local key|slot/i);
