@@ -30,10 +30,7 @@ import { TicketWorker } from './ticket-worker.js';
 import type { WorkerSnapshot, WorkerStats, WorkerView } from './worker-view.js';
 import { lookupKey, type KeyLocation } from './cluster-info.js';
 
-/**
- * How often owned dirty streams are read even without a local append (late appends of others), and
- * the queue is looked at for ticket jobs nothing announced (another worker's retries).
- */
+/** How often owned dirty streams are read, and the queue looked at, for what nothing announced (late appends, others' retries). */
 const SWEEP_INTERVAL_MS = 5000;
 
 /**
