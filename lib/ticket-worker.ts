@@ -10,8 +10,8 @@
  * blocked reader somewhere to find nothing. Instead the worker that adds a job fetches it
  * (take), which also keeps a job with the owner of its keys. Jobs it did not add are fetched when
  * they may be there: BullMQ's stalled check moved some back to wait, one of its own jobs' retry
- * is due, or the worker asks (look: as a member leaves, and every sweep for what nothing
- * announced, such as another worker's retry). BullMQ still checks for stalled jobs, and a job's
+ * is due, or the worker asks (look: at every lease renewal for a while after a member came or
+ * went, and every sweep for what nothing announced, such as another worker's retry). BullMQ still checks for stalled jobs, and a job's
  * lock is extended while it runs.
  */
 import { EventEmitter } from 'node:events';
@@ -56,6 +56,8 @@ export class TicketWorker extends EventEmitter {
   private readonly perShard: number;
   private readonly fetching: number[];
   private readonly loops = new Set<Promise<void>>();
+  /** Until when every lease renewal looks for jobs (ms). */
+  private lookUntil = 0;
   /** Per shard, the look due when a retry of this worker's job may be fetched. */
   private readonly retryLooks: (NodeJS.Timeout | undefined)[];
   private started = false;
@@ -120,6 +122,20 @@ export class TicketWorker extends EventEmitter {
   /** Looks in every shard for jobs this worker did not add. */
   look(): void {
     this.workers.forEach((_, shard) => this.take(shard));
+  }
+
+  /**
+   * A member joined or left: look now, and at every lease renewal (tick) until a crashed member's
+   * jobs have lost their locks and been found stalled, and its retries have come due.
+   */
+  membersChanged(): void {
+    this.lookUntil = Date.now() + 3 * this.opts.lockDurationMs;
+    this.look();
+  }
+
+  /** A lease renewal round starts: a look while the membership changed lately. */
+  tick(): void {
+    if (Date.now() < this.lookUntil) this.look();
   }
 
   /** A job was added to the shard (or may wait there): fetch and run jobs until none is left, within the shard's concurrency. */

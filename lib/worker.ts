@@ -229,10 +229,11 @@ export class GeneratorWorker implements WorkerView {
       this.writer.flushNow();
       this.leasesStale = true;
     });
-    // One timer a renewal interval: the pings the next renewal reads, a settled look.
+    // One timer a renewal interval: the pings the next renewal reads, a settled look, a look for jobs after a member left.
     this.leases.on('tick', () => {
       this.subscriber.ping();
       this.looks.tick();
+      this.tickets.tick();
     });
     const sentAt = Date.now();
     const [seconds, micros] = await this.client.time();
@@ -289,8 +290,8 @@ export class GeneratorWorker implements WorkerView {
         // and a look then would ask the subscriber for other masters while it still subscribes.
         if (!announcesMembership(message, this.id)) return;
         this.leasesStale = true;
-        // A worker that left may have left ticket jobs waiting.
-        this.tickets.look();
+        // A worker that left may have left ticket jobs waiting, or stalled.
+        this.tickets.membersChanged();
         if (this.started) void this.looks.now();
       } else if (parseOffer(message, config.partitions)) {
         this.leasesStale = true;

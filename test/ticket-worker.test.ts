@@ -90,6 +90,22 @@ describe('ticket jobs (cluster)', function () {
       expect(tickets.made).to.equal(1);
     });
 
+    it('looks at every lease renewal for a while after a member came or went', async () => {
+      const prefix = randomPrefix();
+      const written: Ticket[] = [];
+      const { queue, tickets } = ticketWorker(prefix, { indexes: false, write: async (t) => void written.push(...t) });
+      const shard = queue.queues[0]!;
+      // Jobs a departed member added and never ran: no event announces them.
+      const unannounced = (name: string) => shard.add('tickets', { items: encodeItems([{ key: Buffer.from(`${prefix}-k:${name}`), event: 'set', at: Date.now(), seq: '1-0' }]) }, { attempts: 5 });
+      await unannounced('a');
+      tickets.membersChanged();
+      await waitFor(() => written.length === 1, { timeoutMs: 10000, what: 'the look as the member left' });
+      await waitFor(async () => Object.values(await shard.getJobCounts('wait', 'active')).every((n) => n === 0), { timeoutMs: 10000, what: 'the first job done' });
+      await unannounced('b');
+      tickets.tick();
+      await waitFor(() => written.length === 2, { timeoutMs: 10000, what: 'the look at the next renewal' });
+    });
+
     it('fetches a job BullMQ found stalled (its worker stopped holding its lock)', async () => {
       const prefix = randomPrefix();
       const written: Ticket[] = [];
