@@ -11,7 +11,7 @@
  * (take), which also keeps a job with the owner of its keys. Jobs it did not add are fetched when
  * they may be there: BullMQ's stalled check moved some back to wait, one of its own jobs' retry
  * is due, or the worker asks (look: at every lease renewal for a while after a member came or
- * went, and every sweep for what nothing announced, such as another worker's retry). BullMQ still checks for stalled jobs, and a job's
+ * went, and every sweep for what nothing announced, such as another worker's retry). A job's
  * lock is extended while it runs.
  */
 import { EventEmitter } from 'node:events';
