@@ -229,7 +229,7 @@ export class GeneratorWorker implements WorkerView {
       this.writer.flushNow();
       this.leasesStale = true;
     });
-    // One timer a renewal interval: the pings the next renewal reads, a settled look, a look for jobs after a member left.
+    // One timer a renewal interval: the pings the next renewal reads, a settled look, a look for jobs after a member came or went.
     this.leases.on('tick', () => {
       this.subscriber.ping();
       this.looks.tick();
