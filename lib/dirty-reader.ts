@@ -13,7 +13,7 @@ import type { Logger } from './logger.js';
 import { coalesceEntries, type DirtyEntry } from './coalescer.js';
 import { DIRTY_FIELDS } from './dirty-writer.js';
 import { DIRTY_GROUP, type Keys } from './keys.js';
-import { backoff, bufferCommand, byNode, type RedisClient } from './redis.js';
+import { backoff, bufferCommand, byNode, perNode, type RedisClient } from './redis.js';
 import { keySlot } from './slots.js';
 import type { Scripts } from './scripts.js';
 import type { TicketQueue } from './ticket-queue.js';
@@ -240,27 +240,26 @@ export class DirtyReader {
   /**
    * What take() gives for each partition, in order, one call a Redis node for each step: the
    * claims first, then a read of the streams that had nothing to claim and of the others (stream
-   * by stream, claim first, where a call is refused).
+   * by stream where a call is refused: claims as they are, reads claim first).
    */
   private async takeAll(partitions: readonly number[]): Promise<PromiseSettledResult<RawEntry[]>[]> {
     const { scripts, consumer, batchSize } = this.opts;
     const results = new Map<number, PromiseSettledResult<RawEntry[]>>();
     const settle = async (p: number, read: Promise<RawEntry[]>) => void results.set(p, (await Promise.allSettled([read]))[0]!);
-    await Promise.all(
-      this.byNode(partitions.filter((p) => this.toClaim.has(p)), (p) => p).map(async (group) => {
-        let claimed: RawEntry[][];
-        try {
-          claimed = await scripts.claimDirty(group, DIRTY_GROUP, consumer, batchSize);
-        } catch {
-          // Refused (a slot moved): stream by stream.
-          return void (await Promise.all(group.map((p) => settle(p, this.take(p)))));
-        }
-        group.forEach((p, i) => {
-          if (claimed[i]!.length > 0) results.set(p, { status: 'fulfilled', value: claimed[i]! });
-          else this.toClaim.delete(p);
-        });
-      }),
+    const claiming = partitions.filter((p) => this.toClaim.has(p));
+    const claims = await perNode(
+      this.opts.client,
+      claiming,
+      (p) => keySlot(this.opts.keys.dirty(p)),
+      async (group) => (await scripts.claimDirty(group, DIRTY_GROUP, consumer, batchSize)).map((value): PromiseSettledResult<RawEntry[]> => ({ status: 'fulfilled', value })),
+      async (p) => (await Promise.allSettled([this.claim(p)]))[0]!,
     );
+    claiming.forEach((p, i) => {
+      const claim = claims[i]!;
+      // Nothing pending: the stream is read with the others.
+      if (claim.status === 'fulfilled' && claim.value.length === 0) this.toClaim.delete(p);
+      else results.set(p, claim);
+    });
     const fresh = partitions.filter((p) => !results.has(p));
     await Promise.all(
       this.byNode(fresh, (p) => p).map(async (group) => {
