@@ -20,6 +20,10 @@ describe('dirty reader (standalone)', () => {
 
   const dirty = (p: number) => Array.from({ length: 4 }, (_, i) => ({ key: Buffer.from(`k${p}:${i}`), event: 'set', at: 1000 + i }));
 
+  /** A reader of its own: no second look within a test, so a stream is read once as it is owned (and when poked). */
+  const reader = (keys: Keys, scripts: Scripts, queue: TicketQueue, consumer: string) =>
+    new DirtyReader({ client: redis, scripts, keys, queue, consumer, batchSize: 200, roundIntervalMs: 0, lateAppendMs: 60_000, logger: silentLogger() });
+
   /** The dirty stream's consumer group: the id it delivered up to. */
   async function lastDelivered(stream: string): Promise<string> {
     const [group] = (await redis.xinfo('GROUPS', stream)) as string[][];
@@ -30,10 +34,8 @@ describe('dirty reader (standalone)', () => {
     const keys = new Keys(randomPrefix());
     const scripts = new Scripts(redis, keys);
     const queue = new TicketQueue(redis as unknown as ConnectionOptions, keys, { attempts: 1, backoffMs: 0 }, 1);
-    // No second look within the test: a stream is read only once, as it is owned (and empty).
-    const reader = (consumer: string) => new DirtyReader({ client: redis, scripts, keys, queue, consumer, batchSize: 200, roundIntervalMs: 0, lateAppendMs: 60_000, logger: silentLogger() });
-    const owner = reader('owner');
-    const next = reader('next');
+    const owner = reader(keys, scripts, queue, 'owner');
+    const next = reader(keys, scripts, queue, 'next');
     try {
       const partitions = [3, 4, 5];
       for (const p of partitions) await owner.own(p);
@@ -70,7 +72,7 @@ describe('dirty reader (standalone)', () => {
     const keys = new Keys(randomPrefix());
     const scripts = new Scripts(redis, keys);
     const queue = new TicketQueue(redis as unknown as ConnectionOptions, keys, { attempts: 1, backoffMs: 0 }, 1);
-    const next = new DirtyReader({ client: redis, scripts, keys, queue, consumer: 'next', batchSize: 200, roundIntervalMs: 0, lateAppendMs: 60_000, logger: silentLogger() });
+    const next = reader(keys, scripts, queue, 'next');
     try {
       const partitions = [6, 7, 8, 9];
       for (const p of partitions) await redis.xgroup('CREATE', keys.dirty(p), DIRTY_GROUP, '0', 'MKSTREAM');
