@@ -10,9 +10,9 @@
  * blocked reader somewhere to find nothing. Instead the worker that adds a job fetches it
  * (take), which also keeps a job with the owner of its keys. Jobs it did not add are fetched when
  * they may be there: BullMQ's stalled check moved some back to wait, one of its own jobs' retry
- * is due, or the worker asks (look: at every lease renewal for a while after a member came or
- * went, and every sweep for what nothing announced, such as another worker's retry). A job's
- * lock is extended while it runs.
+ * is due, or a lease renewal round starts (tick: each one for a while after a member came or
+ * went, else every 5 s for what nothing announced, such as another worker's retry). A job's lock
+ * is extended while it runs.
  */
 import { EventEmitter } from 'node:events';
 import { Worker, type ConnectionOptions, type Job } from 'bullmq';
@@ -30,6 +30,9 @@ import { formatValue } from './values.js';
 
 /** After a retry's backoff: the delayed job is fetchable once BullMQ's clock says so. */
 const RETRY_LOOK_MARGIN_MS = 50;
+
+/** Longest time between two looks for jobs nothing announced (another worker's retries). */
+const LOOK_INTERVAL_MS = 5000;
 
 export interface TicketWorkerOptions {
   connection: ConnectionOptions;
@@ -56,8 +59,9 @@ export class TicketWorker extends EventEmitter {
   private readonly perShard: number;
   private readonly fetching: number[];
   private readonly loops = new Set<Promise<void>>();
-  /** Until when every lease renewal looks for jobs (ms). */
+  /** Until when every lease renewal looks for jobs, and when the last look was (ms). */
   private lookUntil = 0;
+  private lookedAt = 0;
   /** Per shard, the look due when a retry of this worker's job may be fetched. */
   private readonly retryLooks: (NodeJS.Timeout | undefined)[];
   private started = false;
@@ -120,7 +124,8 @@ export class TicketWorker extends EventEmitter {
   }
 
   /** Looks in every shard for jobs this worker did not add. */
-  look(): void {
+  private look(): void {
+    this.lookedAt = Date.now();
     this.workers.forEach((_, shard) => this.take(shard));
   }
 
@@ -133,9 +138,10 @@ export class TicketWorker extends EventEmitter {
     this.look();
   }
 
-  /** A lease renewal round starts: a look while the membership changed lately. */
+  /** A lease renewal round starts: a look while the membership changed lately, else every LOOK_INTERVAL_MS. */
   tick(): void {
-    if (Date.now() < this.lookUntil) this.look();
+    const now = Date.now();
+    if (now < this.lookUntil || now - this.lookedAt >= LOOK_INTERVAL_MS) this.look();
   }
 
   /** A job was added to the shard (or may wait there): fetch and run jobs until none is left, within the shard's concurrency. */

@@ -30,7 +30,7 @@ import { TicketWorker } from './ticket-worker.js';
 import type { WorkerSnapshot, WorkerStats, WorkerView } from './worker-view.js';
 import { lookupKey, type KeyLocation } from './cluster-info.js';
 
-/** How often owned dirty streams are read, and the queue looked at, for what nothing announced (late appends, others' retries). */
+/** How often owned dirty streams are read even without a local append (late appends of others). */
 const SWEEP_INTERVAL_MS = 5000;
 
 /**
@@ -229,7 +229,7 @@ export class GeneratorWorker implements WorkerView {
       this.writer.flushNow();
       this.leasesStale = true;
     });
-    // One timer a renewal interval: the pings the next renewal reads, a settled look, a look for jobs after a member came or went.
+    // One timer a renewal interval: the pings the next renewal reads, a settled look, a look for jobs now and then.
     this.leases.on('tick', () => {
       this.subscriber.ping();
       this.looks.tick();
@@ -313,7 +313,6 @@ export class GeneratorWorker implements WorkerView {
       setInterval(() => {
         this.reader.sweep();
         this.coverage.prune();
-        this.tickets.look();
       }, SWEEP_INTERVAL_MS),
     );
     this.started = true;
