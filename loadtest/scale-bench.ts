@@ -10,7 +10,11 @@
  * With --rounds N the counts are measured N times, interleaved (1, 6, 1, 6, ...), and the median
  * CPU per write of each count closes the report: single runs on a shared machine differ by up to 15 %.
  *
- * node loadtest/scale-bench.js [--workers 1,3,6] [--writes 60000] [--rate 3000] [--rounds 1]
+ * With --warmup N the workers first take N writes of the same load, unmeasured: fresh processes
+ * run their per-batch code unoptimized until V8 has seen it often enough, and more workers each
+ * see it less often, so a cold measurement charges more workers more for their warm-up.
+ *
+ * node loadtest/scale-bench.js [--workers 1,3,6] [--writes 60000] [--rate 3000] [--rounds 1] [--warmup 0]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -30,7 +34,7 @@ import { connect, detectTarget, masters } from '../lib/redis.js';
 import { masterCounters, topCalls } from './master-stats.js';
 import { cpuMs, wakeups, writeCalls } from './proc.js';
 
-const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '1,3,6' }, writes: { type: 'string', default: '60000' }, rate: { type: 'string', default: '3000' }, rounds: { type: 'string', default: '1' } }, strict: true });
+const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '1,3,6' }, writes: { type: 'string', default: '60000' }, rate: { type: 'string', default: '3000' }, rounds: { type: 'string', default: '1' }, warmup: { type: 'string', default: '0' } }, strict: true });
 const counts = a.workers!.split(',').map(Number);
 if (counts.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--workers: '${a.workers}' must be whole numbers of at least 1, comma-separated`);
 const writes = Number(a.writes);
@@ -38,6 +42,9 @@ const rate = Number(a.rate);
 if (!(writes > 0) || !(rate > 0)) throw new Error('--writes and --rate must be positive numbers');
 const rounds = Number(a.rounds);
 if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new Error(`--rounds: '${a.rounds}' must be a whole number from 1 to 20`);
+
+const warmup = Number(a.warmup);
+if (!Number.isInteger(warmup) || warmup < 0) throw new Error(`--warmup: '${a.warmup}' must be a whole number of writes, 0 or more`);
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const local: LocalRedis | undefined = process.env.TG_REDIS_URL ? undefined : await startLocalRedis({ mode: 'cluster' });
@@ -60,6 +67,21 @@ async function within<T>(ms: number, what: string, promise: Promise<T>): Promise
 
 const ratio = (values: number[]) => Math.max(...values) / (values.reduce((x, y) => x + y, 0) / values.length);
 
+/** Writes `n` writes at the bench's rate and waits until the workers have made every ticket. */
+async function load(prefix: string, keys: Keys, queues: ReturnType<typeof openShards>, n: number): Promise<void> {
+  const writer = spawn(process.execPath, [here('./writer.js'), '--url', url, '--prefix', prefix, '--rate', String(rate), '--writes', String(n), '--duration-ms', String((n / rate) * 1000), '--keys', '10000', '--out', join(out, `${prefix}-${n}.json`)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const code = await within((n / rate) * 1000 + 60000, 'the load writer to finish', new Promise((r) => writer.on('exit', r)));
+  if (code !== 0) throw new Error(`the load writer exited with ${String(code)}`);
+  const drained = Date.now() + 120000;
+  for (;;) {
+    const jobs = Object.values(await within(10000, 'the ticket queues\' job counts', jobCounts(queues, 'wait', 'active', 'delayed', 'prioritized')));
+    const backlog = (await Promise.all(Array.from({ length: 271 }, (_, p) => redis.xlen(keys.dirty(p))))).reduce((x, y) => x + y, 0) + jobs.reduce((x, y) => x + y, 0);
+    if (backlog === 0) break;
+    if (Date.now() > drained) throw new Error(`backlog ${backlog} not drained within 120 s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 /** One measurement of `count` workers on a fresh prefix: prints its report, returns the workers' CPU per write (µs). */
 async function measure(count: number): Promise<number> {
   const prefix = `sb${count}${Date.now().toString(36)}`;
@@ -79,21 +101,12 @@ async function measure(count: number): Promise<number> {
     }
     // Let the assignment settle and the first coverage's comparison finish before measuring.
     await new Promise((r) => setTimeout(r, 5000));
+    if (warmup > 0) await load(prefix, keys, queues, warmup);
     const cpu0 = workers.map((w) => cpuMs(w.pid!));
     const woke0 = workers.map((w) => wakeups(w.pid!));
     const sent0 = workers.map((w) => writeCalls(w.pid!));
     const m0 = await masterCounters(nodes);
-    const writer = spawn(process.execPath, [here('./writer.js'), '--url', url, '--prefix', prefix, '--rate', String(rate), '--writes', String(writes), '--duration-ms', String((writes / rate) * 1000), '--keys', '10000', '--out', join(out, `${prefix}.json`)], { stdio: ['ignore', 'ignore', 'inherit'] });
-    const code = await within((writes / rate) * 1000 + 60000, 'the load writer to finish', new Promise((r) => writer.on('exit', r)));
-    if (code !== 0) throw new Error(`the load writer exited with ${String(code)}`);
-    const drained = Date.now() + 120000;
-    for (;;) {
-      const jobs = Object.values(await within(10000, 'the ticket queues\' job counts', jobCounts(queues, 'wait', 'active', 'delayed', 'prioritized')));
-      const backlog = (await Promise.all(Array.from({ length: 271 }, (_, p) => redis.xlen(keys.dirty(p))))).reduce((x, y) => x + y, 0) + jobs.reduce((x, y) => x + y, 0);
-      if (backlog === 0) break;
-      if (Date.now() > drained) throw new Error(`backlog ${backlog} not drained within 120 s`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await load(prefix, keys, queues, writes);
     const cpu = workers.map((w, i) => cpuMs(w.pid!) - cpu0[i]!).reduce((x, y) => x + y, 0);
     const woke = workers.map((w, i) => wakeups(w.pid!) - woke0[i]!).reduce((x, y) => x + y, 0);
     const sent = workers.map((w, i) => writeCalls(w.pid!) - sent0[i]!).reduce((x, y) => x + y, 0);
