@@ -6,10 +6,11 @@
  * under LFU policies, with CLIENT NO-TOUCH, and after a failover that reverted writes.
  *
  * A pass over partitions goes two ways, in bounded batches: forward, the keys Redis lists
- * for the partitions' slots (CLUSTER GETKEYSINSLOT on the node serving each slot; one SCAN
- * when standalone) looked up in the index, the unknown ones digested; backward, the index
- * (HSCAN) with the digest of what each indexed key holds now. Digests are computed by Redis
- * (lua/digest-keys.lua), so values never travel.
+ * for the partitions' slots (CLUSTER GETKEYSINSLOT of a partition's slots, one script call a
+ * node; one SCAN when standalone) looked up in the index, the unknown ones digested; backward,
+ * the index (HSCAN) with the digest of what each indexed key holds now. Digests are computed by
+ * Redis (lua/digest-keys-1.lua), one call a node for a batch, so values never travel: a sparse
+ * keyspace holds a key or two a slot, and a command a slot was most of a pass's cost.
  *
  * Modes: 'repair' after a window nobody heard (marks every difference at once), 'backfill'
  * for a partition covered the first time (the same: every existing key gets a ticket),
@@ -294,13 +295,12 @@ export class Reconciler {
       // What is there to compare, for every partition at once: its slots' key counts (one call a
       // node) and its index's size. An empty partition then costs no round trip of its own.
       const ranges = partitions.map((p) => slotRangeOfPartition(p, this.opts.partitions));
-      const low = Math.min(...ranges.map((r) => r.first));
-      const [counts, indexed] = await Promise.all([this.slotCounts(low, Math.max(...ranges.map((r) => r.last))), this.index.sizes(partitions)]);
+      const [counts, indexed] = await Promise.all([this.slotCounts(ranges), this.index.sizes(partitions)]);
       for (const [i, p] of partitions.entries()) {
         const { first, last } = ranges[i]!;
         // The pace is kept a batch at a time, not a slot at a time (a wait costs a wake-up).
         let unpaced = 1;
-        for (const keys of await this.keysInSlots(first, last, (slot) => counts[slot - low]!)) {
+        for (const keys of await this.keysInSlots(first, last, (slot) => counts.get(slot) ?? 0)) {
           for (let i = 0; i < keys.length; i += BATCH) await this.forward(p, keys.slice(i, i + BATCH), mode, untrusted);
           unpaced += keys.length;
           if (unpaced >= BATCH) {
@@ -427,7 +427,14 @@ export class Reconciler {
     for (let i = 0; i < due.length; i += BATCH) {
       const batch = due.slice(i, i + BATCH);
       const digests = await this.digests(batch.map((c) => c.key));
-      const entries = await Promise.all(batch.map((c) => this.index.lookup(c.partition, [c.key]).then((e) => e[0])));
+      // Under load most of a pass's differences are tickets in flight: one lookup a partition, not a key.
+      const entries = new Array<IndexEntry | undefined>(batch.length);
+      await Promise.all(
+        [...groupBy(batch.keys(), (j) => batch[j]!.partition)].map(async ([partition, at]) => {
+          const found = await this.index.lookup(partition, at.map((j) => batch[j]!.key));
+          at.forEach((j, x) => (entries[j] = found[x]));
+        }),
+      );
       batch.forEach((c, j) => {
         const entry = entries[j];
         const same = entry?.seq === c.indexed?.seq && digests[j] === c.digest;
@@ -436,37 +443,51 @@ export class Reconciler {
     }
   }
 
-  /** Digests of keys, computed by the node that holds them, one call per slot. */
+  /** Digests of keys, computed by the nodes that hold them, one call a node. */
   private async digests(keys: readonly Buffer[]): Promise<string[]> {
     if (keys.length === 0) return [];
     if (!this.opts.target.cluster) return this.node(0).scripts.digestKeys(keys);
-    const bySlot = groupBy(keys.keys(), (i) => keySlot(keys[i]!));
+    const byNode = groupBy(keys.keys(), (i) => this.node(keySlot(keys[i]!)));
     const out = new Array<string>(keys.length);
     await Promise.all(
-      [...bySlot].map(async ([slot, at]) => {
-        const digests = await this.node(slot).scripts.digestKeys(at.map((i) => keys[i]!));
+      [...byNode].map(async ([{ scripts }, at]) => {
+        const digests = await scripts.digestKeys(at.map((i) => keys[i]!));
         at.forEach((i, j) => (out[i] = digests[j]!));
       }),
     );
     return out;
   }
 
-  /** Keys in each slot of [first, last], by slot - first, own keys mostly not counted: one call a node. */
-  private async slotCounts(first: number, last: number): Promise<number[]> {
-    const out = new Array<number>(last - first + 1).fill(0);
-    const byNode = groupBy(Array.from({ length: last - first + 1 }, (_, i) => first + i), (slot) => this.node(slot));
+  /**
+   * Keys in each slot of the ranges, own keys mostly not counted: one call a node for each run of
+   * adjacent ranges. A worker's partitions need not be adjacent: counting from the lowest slot of
+   * a step to its highest would count other workers' slots too.
+   */
+  private async slotCounts(ranges: readonly { first: number; last: number }[]): Promise<Map<number, number>> {
+    const out = new Map<number, number>();
+    const runs: { first: number; last: number }[] = [];
+    for (const r of [...ranges].sort((a, b) => a.first - b.first)) {
+      const run = runs.at(-1);
+      if (run !== undefined && r.first <= run.last + 1) run.last = Math.max(run.last, r.last);
+      else runs.push({ ...r });
+    }
+    const slots = runs.flatMap(({ first, last }) => Array.from({ length: last - first + 1 }, (_, i) => first + i));
     await Promise.all(
-      [...byNode].map(async ([{ scripts }, slots]) => {
-        const low = slots[0]!;
-        const counts = await scripts.slotKeyCounts(low, slots[slots.length - 1]!);
-        for (const slot of slots) out[slot - first] = counts[slot - low]!;
-      }),
+      [...groupBy(slots, (slot) => this.node(slot))].flatMap(([{ scripts }, mine]) =>
+        runs.map(async ({ first, last }) => {
+          const inRun = mine.filter((slot) => slot >= first && slot <= last);
+          if (inRun.length === 0) return;
+          const low = inRun[0]!;
+          const counts = await scripts.slotKeyCounts(low, inRun[inRun.length - 1]!);
+          for (const slot of inRun) out.set(slot, counts[slot - low]!);
+        }),
+      ),
     );
     return out;
   }
 
   /**
-   * Every key of each slot in [first, last] that `count` says holds any, one pipeline a node.
+   * Every key of each slot in [first, last] that `count` says holds any, one call a node.
    * GETKEYSINSLOT has no cursor and keys keep arriving under load, so a slot whose reply is full
    * is asked again for twice as many until fewer come back.
    */
@@ -474,17 +495,14 @@ export class Reconciler {
     const out: Buffer[][] = Array.from({ length: last - first + 1 }, () => []);
     const held: number[] = [];
     for (let slot = first; slot <= last; slot++) if (count(slot) > 0) held.push(slot);
+    const asked = (slot: number) => Math.max(SLOT_PAGE, count(slot));
     await Promise.all(
-      [...groupBy(held, (slot) => this.node(slot).conn)].map(async ([conn, slots]) => {
-        const pipeline = conn.pipeline();
-        for (const slot of slots) pipeline.callBuffer('CLUSTER', 'GETKEYSINSLOT', slot, Math.max(SLOT_PAGE, count(slot)));
-        const replies = (await pipeline.exec()) ?? [];
-        for (let i = 0; i < slots.length; i++) {
-          const [err, keys] = replies[i] ?? [new Error('no reply')];
-          if (err) throw err;
-          let listed = keys as Buffer[];
-          for (let want = Math.max(SLOT_PAGE, count(slots[i]!)) * 2; listed.length >= want / 2; want *= 2) listed = (await conn.callBuffer('CLUSTER', 'GETKEYSINSLOT', slots[i]!, want)) as Buffer[];
-          out[slots[i]! - first] = listed;
+      [...groupBy(held, (slot) => this.node(slot))].map(async ([{ conn, scripts }, slots]) => {
+        const lists = await scripts.keysInSlots(slots.map((slot) => ({ slot, count: asked(slot) })));
+        for (const [i, slot] of slots.entries()) {
+          let listed = lists[i]!;
+          for (let want = asked(slot) * 2; listed.length >= want / 2; want *= 2) listed = (await conn.callBuffer('CLUSTER', 'GETKEYSINSLOT', slot, want)) as Buffer[];
+          out[slot - first] = listed;
         }
       }),
     );

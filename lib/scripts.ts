@@ -30,12 +30,13 @@ const SCRIPT_FILES = {
   readValue: 'read-value-1.lua',
   readValues: 'read-values-1.lua',
   readLeases: 'read-leases-1.lua',
-  digestKeys: 'digest-keys.lua',
+  digestKeys: 'digest-keys-1.lua',
   recordTickets: 'record-tickets.lua',
   appendTickets: 'append-tickets.lua',
   claimSinkLayout: 'claim-sink-layout-1.lua',
   pruneTombstones: 'prune-tombstones-1.lua',
   slotKeyCounts: 'slot-key-counts-0.lua',
+  keysInSlots: 'keys-in-slots-0.lua',
 } as const;
 
 type ScriptName = keyof typeof SCRIPT_FILES;
@@ -318,10 +319,10 @@ export class Scripts {
     );
   }
 
-  /** Digests of what the keys hold now ('' for a missing key); in a cluster all of one slot. */
+  /** Digests of what the keys hold now ('' for a missing key); in a cluster all served by the node this connection reaches. */
   async digestKeys(keys: readonly Buffer[]): Promise<string[]> {
     if (keys.length === 0) return [];
-    const digests = (await this.callBuffer.digestKeys(keys.length, ...keys)) as Buffer[];
+    const digests = (await this.callBuffer.digestKeys(keys[0]!, ...keys)) as Buffer[];
     return digests.map((d) => d.toString());
   }
 
@@ -331,6 +332,12 @@ export class Scripts {
    */
   async slotKeyCounts(first: number, last: number): Promise<number[]> {
     return (await this.call.slotKeyCounts(first, last, this.keys.ownPrefix)) as number[];
+  }
+
+  /** The keys of each slot, at most `count` of each, on the node this connection reaches (a cluster node's own connection). */
+  async keysInSlots(slots: readonly { slot: number; count: number }[]): Promise<Buffer[][]> {
+    if (slots.length === 0) return [];
+    return (await this.callBuffer.keysInSlots(...slots.flatMap(({ slot, count }) => [slot, count]))) as Buffer[][];
   }
 
   /** Records index entries (only where newer than what is recorded): a call a sink shard. Returns how many were written. */

@@ -3,6 +3,7 @@
  * against what Redis holds, whatever idle times or access policies say.
  */
 import { expect } from 'chai';
+import type { Cluster } from 'ioredis';
 import { Keys } from '../lib/keys.js';
 import { loadConfig } from '../lib/config.js';
 import { offlineReconciler, type Divergence, type Reconciler } from '../lib/reconciler.js';
@@ -102,5 +103,29 @@ for (const mode of ['standalone', 'cluster'] as const) {
       expect(found[0]!.indexed).to.deep.equal({ seq: '2000-0', digest });
       expect(marked.get(key.toString())).to.equal('reconcile');
     });
+
+    if (mode === 'cluster') {
+      it('counts the keys of only the slots of the partitions compared, however far apart they lie', async () => {
+        const prefix = randomPrefix();
+        const keyIn = (partition: number) => {
+          for (let i = 0; ; i++) if (partitionOfSlot(keySlot(`${prefix}-k:${i}`), 271) === partition) return `${prefix}-k:${i}`;
+        };
+        const [first, last] = [keyIn(0), keyIn(270)];
+        await redis.set(first, 'a');
+        await redis.set(last, 'b');
+        const counted = async () => {
+          let calls = 0;
+          for (const node of (redis as Cluster).nodes('master')) calls += Number(/^cmdstat_cluster\|countkeysinslot:calls=(\d+)/m.exec(await node.info('commandstats'))?.[1] ?? 0);
+          return calls;
+        };
+        const before = await counted();
+        const marked = new Map<string, string>();
+        const r = await reconciler(prefix, marked);
+        const found = await r.reconcileOnce([0, 270]);
+        // Two partitions of 61 and 60 slots, not the 16,384 from the first one's to the last one's.
+        expect((await counted()) - before).to.be.at.least(121).and.below(1000);
+        expect(found.map((d) => d.key.toString()).sort()).to.deep.equal([first, last].sort());
+      });
+    }
   });
 }

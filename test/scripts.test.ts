@@ -85,6 +85,40 @@ describe('scripts on a cluster', () => {
     expect(await counts()).to.equal(9);
   });
 
+  it('lists the keys of many slots and digests keys of many slots of one node in one call each, as slot by slot would', async () => {
+    const prefix = randomPrefix();
+    await redis.ping();
+    const keys = Array.from({ length: 40 }, (_, i) => Buffer.from(`${prefix}-k:${i}`));
+    const node = nodeOfSlot(redis, keySlot(keys[0]!));
+    const mine = keys.filter((k) => nodeOfSlot(redis, keySlot(k)) === node);
+    expect(new Set(mine.map((k) => keySlot(k))).size, 'slots of one node').to.be.greaterThan(3);
+    await Promise.all(mine.slice(1).map((k, i) => redis.set(k, `v${i}`)));
+    await redis.hset(mine[0]!, 'f', '1');
+    const [host, port] = node.split(':');
+    const conn = (redis as Cluster).nodes('master').find((n) => n.options.host === host && n.options.port === Number(port))!;
+    const scripts = new Scripts(conn as unknown as RedisClient, new Keys(prefix));
+    const calls = async () => [...(await conn.info('commandstats')).matchAll(/^cmdstat_(?:evalsha_ro|eval_ro|evalsha|eval):calls=(\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    // Twice each, the first may be sent twice (EVALSHA, then EVAL after NOSCRIPT).
+    await scripts.keysInSlots([{ slot: keySlot(mine[0]!), count: 1 }]);
+    await scripts.digestKeys([mine[0]!]);
+    const slots = [...new Set(mine.map((k) => keySlot(k)))];
+    const before = await calls();
+    const lists = await scripts.keysInSlots(slots.map((slot) => ({ slot, count: 1000 })));
+    const digests = await scripts.digestKeys([...mine, Buffer.from(`${prefix}-k:missing`)].filter((k) => nodeOfSlot(redis, keySlot(k)) === node));
+    expect((await calls()) - before).to.equal(2);
+    for (const [i, slot] of slots.entries()) {
+      const alone = (await conn.callBuffer('CLUSTER', 'GETKEYSINSLOT', slot, 1000)) as Buffer[];
+      expect(lists[i]!.map(String).sort()).to.deep.equal(alone.map(String).sort());
+      expect(lists[i]!.filter((k) => k.toString().startsWith(`${prefix}-k:`)).map(String).sort()).to.deep.equal(mine.filter((k) => keySlot(k) === slot).map(String).sort());
+    }
+    const reads = await Promise.all(mine.map((k) => new Scripts(redis, new Keys(prefix)).readValue(k)));
+    expect(digests.slice(0, mine.length)).to.deep.equal(reads.map((r) => r.digest));
+    expect(digests.slice(0, mine.length).every((d) => d !== '')).to.equal(true);
+    // The count bounds each list.
+    const bounded = await scripts.keysInSlots(slots.map((slot) => ({ slot, count: 1 })));
+    expect(bounded.every((l) => l.length <= 1)).to.equal(true);
+  });
+
   it('appends to, reads, claims and acknowledges the dirty streams of one node in one call each, and refuses streams of two nodes', async () => {
     const keys = new Keys(randomPrefix());
     const scripts = new Scripts(redis, keys);
