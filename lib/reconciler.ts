@@ -298,17 +298,14 @@ export class Reconciler {
       const [counts, indexed] = await Promise.all([this.slotCounts(ranges), this.index.sizes(partitions)]);
       for (const [i, p] of partitions.entries()) {
         const { first, last } = ranges[i]!;
-        // The pace is kept a batch at a time, not a slot at a time (a wait costs a wake-up).
-        let unpaced = 1;
-        for (const keys of await this.keysInSlots(first, last, (slot) => counts.get(slot) ?? 0)) {
-          for (let i = 0; i < keys.length; i += BATCH) await this.forward(p, keys.slice(i, i + BATCH), mode, untrusted);
-          unpaced += keys.length;
-          if (unpaced >= BATCH) {
-            await this.pace(unpaced, mode);
-            unpaced = 0;
-          }
+        // Batches of the partition's keys, not of a slot's: a sparse keyspace holds a key or two a
+        // slot, and each batch costs an index lookup and a pace (a wait costs a wake-up).
+        const listed = (await this.keysInSlots(first, last, (slot) => counts.get(slot) ?? 0)).flat();
+        for (let at = 0; at === 0 || at < listed.length; at += BATCH) {
+          const batch = listed.slice(at, at + BATCH);
+          await this.forward(p, batch, mode, untrusted);
+          await this.pace(Math.max(1, batch.length), mode);
         }
-        await this.pace(unpaced, mode);
         if (indexed[i]! > 0) await this.backward(p, mode, untrusted);
       }
       return;
