@@ -5,7 +5,12 @@
  * then reads each worker's CPU time from /proc over a window, and what the masters were asked
  * meanwhile (commands a second, by command, scripts' own calls included).
  *
- * node loadtest/idle-bench.js [--workers 3] [--seconds 10] [--warmup 30]
+ * With --keys N, N watched keys exist before the workers start (strings of a few bytes), as in a
+ * deployment whose status keys are all there and none changes: the continuous reconciliation
+ * pass then compares them with the ticket index at its rate (TG_RECONCILE_RATE), every
+ * TG_RECONCILE_INTERVAL_MS at most, which an empty keyspace never shows.
+ *
+ * node loadtest/idle-bench.js [--workers 3] [--seconds 10] [--warmup 30] [--keys 0]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -19,12 +24,14 @@ import { connect, detectTarget, masters } from '../lib/redis.js';
 import { masterCounters, topCalls } from './master-stats.js';
 import { cpuMs, wakeups } from './proc.js';
 
-const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '3' }, seconds: { type: 'string', default: '10' }, warmup: { type: 'string', default: '30' } }, strict: true });
+const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '3' }, seconds: { type: 'string', default: '10' }, warmup: { type: 'string', default: '30' }, keys: { type: 'string', default: '0' } }, strict: true });
 const count = Number(a.workers);
 const seconds = Number(a.seconds);
 const warmup = Number(a.warmup);
 if (!(warmup >= 0)) throw new Error(`--warmup: '${a.warmup}' must be a number of seconds, 0 or more`);
 if (!Number.isInteger(count) || count < 1) throw new Error(`--workers: '${a.workers}' must be a whole number of at least 1`);
+const keyCount = Number(a.keys);
+if (!Number.isInteger(keyCount) || keyCount < 0) throw new Error(`--keys: '${a.keys}' must be a whole number, 0 or more`);
 if (!(seconds > 0)) throw new Error(`--seconds: '${a.seconds}' must be a positive number`);
 
 const local: LocalRedis | undefined = process.env.TG_REDIS_URL ? undefined : await startLocalRedis({ mode: 'cluster' });
@@ -35,6 +42,7 @@ const nodes = (await masters(redis, target)).map((m) => new Redis({ host: m.host
 const prefix = `ib${Date.now().toString(36)}`;
 const workers: ChildProcess[] = [];
 try {
+  for (let i = 0; i < keyCount; i += 1000) await Promise.all(Array.from({ length: Math.min(1000, keyCount - i) }, (_, j) => redis.set(`${prefix}-k:${i + j}`, `v${i + j}`)));
   for (let i = 0; i < count; i++) {
     workers.push(
       spawn(process.execPath, [fileURLToPath(new URL('../workers/start.js', import.meta.url))], {
@@ -59,7 +67,7 @@ try {
   const used = workers.map((w, i) => cpuMs(w.pid!) - before[i]!);
   const woke = workers.map((w, i) => wakeups(w.pid!) - slept[i]!);
   process.stdout.write(
-    `${count} idle worker(s), ${seconds} s: CPU ${used.map((ms) => `${(ms / seconds).toFixed(1)}`).join(', ')} ms/s; wake-ups ${woke.map((n) => `${(n / seconds).toFixed(1)}`).join(', ')} a second\n` +
+    `${count} idle worker(s), ${keyCount} keys, ${seconds} s: CPU ${used.map((ms) => `${(ms / seconds).toFixed(1)}`).join(', ')} ms/s; wake-ups ${woke.map((n) => `${(n / seconds).toFixed(1)}`).join(', ')} a second\n` +
       `  commands a second, all workers: ${(answered.reduce((n, m, i) => n + m.commands - asked[i]!.commands, 0) / seconds).toFixed(0)} (${topCalls(asked, answered, seconds, 12)})\n`,
   );
 } finally {
