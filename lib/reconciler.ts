@@ -296,17 +296,18 @@ export class Reconciler {
       // node) and its index's size. An empty partition then costs no round trip of its own.
       const ranges = partitions.map((p) => slotRangeOfPartition(p, this.opts.partitions));
       const [counts, indexed] = await Promise.all([this.slotCounts(ranges), this.index.sizes(partitions)]);
-      for (const [i, p] of partitions.entries()) {
-        const { first, last } = ranges[i]!;
-        // Batches of the partition's keys, not of a slot's: a sparse keyspace holds a key or two a
-        // slot, and each batch costs an index lookup and a pace (a wait costs a wake-up).
-        const listed = (await this.keysInSlots(first, last, (slot) => counts.get(slot) ?? 0)).flat();
-        for (let at = 0; at === 0 || at < listed.length; at += BATCH) {
-          const batch = listed.slice(at, at + BATCH);
-          await this.forward(p, batch, mode, untrusted);
-          await this.pace(Math.max(1, batch.length), mode);
-        }
-        if (indexed[i]! > 0) await this.backward(p, mode, untrusted);
+      const held = (i: number) => {
+        let n = indexed[i]!;
+        for (let slot = ranges[i]!.first; slot <= ranges[i]!.last; slot++) n += counts.get(slot) ?? 0;
+        return n;
+      };
+      // Partitions holding few keys are compared together, up to a batch's worth: a sparse keyspace
+      // holds a few dozen keys a partition, and one at a time each cost its own round trips, each a
+      // wake-up. One holding more is compared alone, so a pass holds about a batch or a partition.
+      for (const group of sizedGroups([...partitions.keys()], held, BATCH)) {
+        const settled = await Promise.allSettled(group.map((i) => this.comparePartition(partitions[i]!, ranges[i]!, counts, indexed[i]! > 0, mode, untrusted)));
+        const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
       }
       return;
     }
@@ -321,6 +322,26 @@ export class Reconciler {
       await this.pace(Math.max(1, keys.length), mode);
     } while (cursor !== '0');
     for (const p of partitions) await this.backward(p, mode, untrusted);
+  }
+
+  /** One partition of a cluster, both ways, its slots' key counts read. */
+  private async comparePartition(
+    partition: number,
+    { first, last }: { first: number; last: number },
+    counts: ReadonlyMap<number, number>,
+    indexed: boolean,
+    mode: PassMode,
+    untrusted: (e: IndexEntry | undefined) => boolean,
+  ): Promise<void> {
+    // Batches of the partition's keys, not of a slot's: a sparse keyspace holds a key or two a
+    // slot, and each batch costs an index lookup and a pace (a wait costs a wake-up).
+    const listed = (await this.keysInSlots(first, last, (slot) => counts.get(slot) ?? 0)).flat();
+    for (let at = 0; at === 0 || at < listed.length; at += BATCH) {
+      const batch = listed.slice(at, at + BATCH);
+      await this.forward(partition, batch, mode, untrusted);
+      await this.pace(Math.max(1, batch.length), mode);
+    }
+    if (indexed) await this.backward(partition, mode, untrusted);
   }
 
   /** Keys Redis lists for a partition: those the index lacks, calls deleted or does not vouch for are compared. */
@@ -360,7 +381,9 @@ export class Reconciler {
       );
       const cutoff = Date.now() - TOMBSTONE_RETENTION_MS;
       const old = page.entries.filter(([, e]) => e.digest === '' && seqMs(e.seq) < cutoff).map(([k]) => k);
-      if (old.length > 0) this.stats.tombstonesPruned += await this.scripts().pruneTombstones(partition, cutoff, old);
+      // Counted after the await: partitions are compared together, and `x += await` would add to a stale x.
+      const pruned = old.length > 0 ? await this.scripts().pruneTombstones(partition, cutoff, old) : 0;
+      this.stats.tombstonesPruned += pruned;
       await this.pace(Math.max(1, page.entries.length), mode);
     } while (cursor !== '0');
   }
@@ -398,7 +421,8 @@ export class Reconciler {
     });
     if (adopt.length > 0) {
       const seq = adoptedSeq(this.opts.redisNow());
-      this.stats.keysAdopted += await this.scripts().recordTickets(adopt.map((key, i) => ({ partition, key, seq, digest: adoptDigests[i]! })));
+      const adopted = await this.scripts().recordTickets(adopt.map((key, i) => ({ partition, key, seq, digest: adoptDigests[i]! })));
+      this.stats.keysAdopted += adopted;
     }
   }
 
@@ -537,6 +561,22 @@ export type OfflineOptions = Omit<ReconcilerOptions, 'nodeOfSlot' | 'logger' | '
 export async function offlineReconciler(opts: OfflineOptions): Promise<Reconciler> {
   const slotNode = slotNodes(await masters(opts.client, opts.target));
   return new Reconciler({ owned: () => [], logger: silentLogger(), minPassMs: 0, ...opts, nodeOfSlot: (s) => slotNode[s], redisNow: () => Date.now() });
+}
+
+/** Items in order, in groups whose sizes add up to at most `most`; an item larger than that alone. */
+export function sizedGroups<T>(items: readonly T[], size: (item: T) => number, most: number): T[][] {
+  const groups: T[][] = [];
+  let total = Infinity;
+  for (const item of items) {
+    const n = size(item);
+    if (total + n > most) {
+      groups.push([]);
+      total = 0;
+    }
+    groups.at(-1)!.push(item);
+    total += n;
+  }
+  return groups;
 }
 
 function sleep(ms: number): Promise<void> {
