@@ -301,13 +301,16 @@ export class Reconciler {
         for (let slot = ranges[i]!.first; slot <= ranges[i]!.last; slot++) n += counts.get(slot) ?? 0;
         return n;
       };
-      // Partitions holding few keys are compared together, up to a batch's worth: a sparse keyspace
-      // holds a few dozen keys a partition, and one at a time each cost its own round trips, each a
-      // wake-up. One holding more is compared alone, so a pass holds about a batch or a partition.
+      // Partitions holding few keys are compared together, up to a batch's worth, and paced once:
+      // a sparse keyspace holds a few dozen keys a partition, and one at a time each cost its own
+      // round trips and pace, each a wake-up. One holding more is compared alone and paced a batch
+      // at a time, so a pass holds about a batch or a partition.
       for (const group of sizedGroups([...partitions.keys()], held, BATCH)) {
-        const settled = await Promise.allSettled(group.map((i) => this.comparePartition(partitions[i]!, ranges[i]!, counts, indexed[i]! > 0, mode, untrusted)));
+        const alone = group.length === 1;
+        const settled = await Promise.allSettled(group.map((i) => this.comparePartition(partitions[i]!, ranges[i]!, counts, indexed[i]! > 0, mode, untrusted, alone)));
         const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
         if (failed) throw failed.reason;
+        if (!alone) await this.pace(group.reduce((n, i) => n + held(i), 0), mode);
       }
       return;
     }
@@ -324,7 +327,7 @@ export class Reconciler {
     for (const p of partitions) await this.backward(p, mode, untrusted);
   }
 
-  /** One partition of a cluster, both ways, its slots' key counts read. */
+  /** One partition of a cluster, both ways, its slots' key counts read; `paced`: keeps the pace itself. */
   private async comparePartition(
     partition: number,
     { first, last }: { first: number; last: number },
@@ -332,6 +335,7 @@ export class Reconciler {
     indexed: boolean,
     mode: PassMode,
     untrusted: (e: IndexEntry | undefined) => boolean,
+    paced: boolean,
   ): Promise<void> {
     // Batches of the partition's keys, not of a slot's: a sparse keyspace holds a key or two a
     // slot, and each batch costs an index lookup and a pace (a wait costs a wake-up).
@@ -339,9 +343,9 @@ export class Reconciler {
     for (let at = 0; at === 0 || at < listed.length; at += BATCH) {
       const batch = listed.slice(at, at + BATCH);
       await this.forward(partition, batch, mode, untrusted);
-      await this.pace(Math.max(1, batch.length), mode);
+      if (paced) await this.pace(Math.max(1, batch.length), mode);
     }
-    if (indexed) await this.backward(partition, mode, untrusted);
+    if (indexed) await this.backward(partition, mode, untrusted, paced);
   }
 
   /** Keys Redis lists for a partition: those the index lacks, calls deleted or does not vouch for are compared. */
@@ -363,8 +367,8 @@ export class Reconciler {
     await this.act(partition, unknown, unknownEntries, digests, mode, untrusted);
   }
 
-  /** The index of a partition: every indexed key compared with what it holds now; old tombstones pruned. */
-  private async backward(partition: number, mode: PassMode, untrusted: (e: IndexEntry | undefined) => boolean): Promise<void> {
+  /** The index of a partition: every indexed key compared with what it holds now; old tombstones pruned. `paced`: keeps the pace itself. */
+  private async backward(partition: number, mode: PassMode, untrusted: (e: IndexEntry | undefined) => boolean, paced = true): Promise<void> {
     let cursor = '0';
     do {
       const page = await this.index.scan(partition, cursor, BATCH);
@@ -384,7 +388,7 @@ export class Reconciler {
       // Counted after the await: partitions are compared together, and `x += await` would add to a stale x.
       const pruned = old.length > 0 ? await this.scripts().pruneTombstones(partition, cutoff, old) : 0;
       this.stats.tombstonesPruned += pruned;
-      await this.pace(Math.max(1, page.entries.length), mode);
+      if (paced) await this.pace(Math.max(1, page.entries.length), mode);
     } while (cursor !== '0');
   }
 
