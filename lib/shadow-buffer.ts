@@ -1,30 +1,43 @@
 /**
- * What a worker heard of partitions it does not own. Every worker is subscribed to every
- * master, so it receives the events of all partitions anyway; keeping the last few
- * seconds of them, coalesced per key, lets the worker that takes over a crashed owner's
- * partition replay exactly the changes of the gap, deletions included — which a scan of
- * the keyspace could never find.
+ * What a worker heard of partitions it listens to without owning them: a master's events
+ * cannot be filtered by slot, so a worker hears every partition of the masters where its own
+ * live. Keeping the last few seconds of them, coalesced per key, lets the worker that takes a
+ * partition over append the changes since its previous owner's coverage mark at once,
+ * deletions included, instead of comparing the partition with the ticket index. It is kept
+ * only when asked (keep), and knows nothing otherwise.
  */
 import { keyId, type DirtyKey } from './coalescer.js';
 
 export class ShadowBuffer {
   private parts = new Map<number, Map<string, DirtyKey>>();
   private count = 0;
-  /** Local ms from which the buffer holds every event it received; per partition once pruned. */
-  private completeFrom: number;
+  /** Local ms from which the buffer holds every event it received (Infinity: none); per partition once pruned. */
+  private completeFrom = Infinity;
   private readonly prunedFrom = new Map<number, number>();
+  private keeping = false;
 
   constructor(
     /** How long an event is kept: longer than a lease TTL plus a takeover. */
-    private readonly windowMs: number,
-    /** Most keys kept; past it the buffer starts afresh (and repairs fall back to a scan). */
+    readonly windowMs: number,
+    /** Most keys kept; past it the buffer starts afresh (and repairs fall back to a comparison). */
     private readonly maxKeys: number,
-    now: number,
-  ) {
-    this.completeFrom = now;
+  ) {}
+
+  /** Keeps the events added from `now` on, if it did not already. */
+  keep(now: number): void {
+    if (this.keeping) return;
+    this.keeping = true;
+    this.reset(now);
+  }
+
+  /** Forgets every event and keeps none until the next keep(): take() knows nothing meanwhile. */
+  letGo(): void {
+    this.keeping = false;
+    this.reset(Infinity);
   }
 
   add(partition: number, key: Buffer, event: string, at: number): void {
+    if (!this.keeping) return;
     let keys = this.parts.get(partition);
     if (!keys) this.parts.set(partition, (keys = new Map()));
     const id = keyId(key);
@@ -54,12 +67,12 @@ export class ShadowBuffer {
     }
   }
 
-  /** Starts afresh: nothing before `now` is known any more. */
+  /** Starts afresh: nothing before `now` is known any more (nothing at all while not kept). */
   reset(now: number): void {
     this.parts = new Map();
     this.prunedFrom.clear();
     this.count = 0;
-    this.completeFrom = now;
+    this.completeFrom = this.keeping ? now : Infinity;
   }
 
   /**

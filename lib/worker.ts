@@ -324,7 +324,7 @@ export class GeneratorWorker implements WorkerView {
     if (this.keys.isOwn(key)) return;
     const partition = partitionOfSlot(keySlot(key), this.config.partitions);
     if (this.forwarding[partition] === 1) this.writer.add(partition, key, event.toString('latin1'));
-    else this.coverage.heard(partition, key, event.toString('latin1'));
+    else this.coverage.heard(partition, key, event);
   }
 
   /**
@@ -362,6 +362,7 @@ export class GeneratorWorker implements WorkerView {
     const leases = await readLeases(this.client, keys, config.partitions, scripts);
     const target = assign({ partitions: config.partitions, members: live, owners: leases.map((l) => l.owner) });
     this.settled = target.every((to, p) => (to === id) === this.leases.held.has(p));
+    if (!this.settled || membersChanged) this.coverage.unsettled();
     // Every listener receives every event of its master: listen only where it is needed.
     this.subscriber.want(slotsToHear(target, this.id, this.leases.held, this.leaving, config.partitions));
     await Promise.all(target.map((to, p) => this.move(p, leases[p]!, to)));
