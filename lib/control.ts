@@ -71,8 +71,9 @@ export function parseDisconnect(raw: string, partitions: number): Disconnect | n
 
 /**
  * A gap announcement: the owner of a partition took it over from an expired lease, so
- * nobody forwarded its events between `from` and `to` (Redis ms). Every other worker
- * heard them (all workers listen to every master) and replays what it kept.
+ * nobody forwarded its events between `from` and `to` (Redis ms). Every other worker that
+ * heard all of them (it listens on the partition's master and kept its shadow buffer
+ * meanwhile) replays what it kept.
  */
 export interface GapNotice {
   partition: number;

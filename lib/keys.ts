@@ -109,7 +109,7 @@ export class Keys {
     return `${this.prefix}:control:${workerId}`;
   }
 
-  /** Gap announcements: every worker replays what it heard of the partition meanwhile. */
+  /** Gap announcements: every worker that heard all of the window replays what it heard of the partition. */
   gapsChannel(): string {
     return `${this.prefix}:gaps`;
   }
