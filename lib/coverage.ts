@@ -9,9 +9,9 @@
  * The shadow buffer is kept only while partitions may come to this worker: while the
  * assignment is unsettled, and for a shadow window after a member came or went. Kept always,
  * it was a map entry and a copy of the key for every event of every partition a worker listens
- * to without owning it: with six workers, 7–14 % of their CPU a write in two side-by-side runs, for replays that a settled
- * assignment never asks for. A crashed owner's window found while settled is repaired by
- * comparison alone.
+ * to without owning it: with six workers, 7–14 % of their CPU a write (two side-by-side runs),
+ * for replays that a settled assignment never asks for. A crashed owner's window found while
+ * settled is repaired by comparison alone.
  *
  * The coverage mark a lease renewal writes is never later than what the partition's
  * listeners heard (their last answered PING), so a lagging or cut listener never claims a

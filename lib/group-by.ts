@@ -9,3 +9,19 @@ export function groupBy<K, T>(items: Iterable<T>, keyOf: (item: T) => K): Map<K,
   }
   return groups;
 }
+
+/** Items in order, in groups whose sizes add up to at most `most`; an item larger than that alone. */
+export function sizedGroups<T>(items: readonly T[], size: (item: T) => number, most: number): T[][] {
+  const groups: T[][] = [];
+  let total = Infinity;
+  for (const item of items) {
+    const n = size(item);
+    if (total + n > most) {
+      groups.push([]);
+      total = 0;
+    }
+    groups.at(-1)!.push(item);
+    total += n;
+  }
+  return groups;
+}

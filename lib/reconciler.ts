@@ -23,7 +23,7 @@
  */
 import type { Redis } from 'ioredis';
 import { globMatcher } from './glob.js';
-import { groupBy } from './group-by.js';
+import { groupBy, sizedGroups } from './group-by.js';
 import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
@@ -565,22 +565,6 @@ export type OfflineOptions = Omit<ReconcilerOptions, 'nodeOfSlot' | 'logger' | '
 export async function offlineReconciler(opts: OfflineOptions): Promise<Reconciler> {
   const slotNode = slotNodes(await masters(opts.client, opts.target));
   return new Reconciler({ owned: () => [], logger: silentLogger(), minPassMs: 0, ...opts, nodeOfSlot: (s) => slotNode[s], redisNow: () => Date.now() });
-}
-
-/** Items in order, in groups whose sizes add up to at most `most`; an item larger than that alone. */
-export function sizedGroups<T>(items: readonly T[], size: (item: T) => number, most: number): T[][] {
-  const groups: T[][] = [];
-  let total = Infinity;
-  for (const item of items) {
-    const n = size(item);
-    if (total + n > most) {
-      groups.push([]);
-      total = 0;
-    }
-    groups.at(-1)!.push(item);
-    total += n;
-  }
-  return groups;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -6,20 +6,12 @@ import { expect } from 'chai';
 import type { Cluster } from 'ioredis';
 import { Keys } from '../lib/keys.js';
 import { loadConfig } from '../lib/config.js';
-import { offlineReconciler, sizedGroups, type Divergence, type Reconciler } from '../lib/reconciler.js';
+import { offlineReconciler, type Divergence, type Reconciler } from '../lib/reconciler.js';
 import { connect, detectTarget, type RedisClient } from '../lib/redis.js';
 import { Scripts } from '../lib/scripts.js';
 import { keySlot, partitionOfSlot } from '../lib/slots.js';
 import { needsTicket, parseIndexEntry, TicketIndex } from '../lib/ticket-index.js';
 import { clusterUrl, randomPrefix, standaloneUrl } from './helpers/redis.js';
-
-describe('partitions compared together', () => {
-  it('go in order, in groups holding at most a batch, one holding more alone', () => {
-    const held = [100, 300, 200, 900, 0, 0, 500];
-    expect(sizedGroups([0, 1, 2, 3, 4, 5, 6], (i) => held[i]!, 500)).to.deep.equal([[0, 1], [2], [3], [4, 5, 6]]);
-    expect(sizedGroups([], () => 1, 500)).to.deep.equal([]);
-  });
-});
 
 describe('ticket index entries', () => {
   it('parses seq and digest, a tombstone has an empty digest', () => {
