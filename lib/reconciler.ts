@@ -6,11 +6,9 @@
  * under LFU policies, with CLIENT NO-TOUCH, and after a failover that reverted writes.
  *
  * A pass over partitions goes two ways, in bounded batches: forward, the keys Redis lists
- * for the partitions' slots (CLUSTER GETKEYSINSLOT of a partition's slots, one script call a
- * node; one SCAN when standalone) looked up in the index, the unknown ones digested; backward,
- * the index (HSCAN) with the digest of what each indexed key holds now. Digests are computed by
- * Redis (lua/digest-keys-1.lua), one call a node for a batch, so values never travel: a sparse
- * keyspace holds a key or two a slot, and a command a slot was most of a pass's cost.
+ * for the partitions' slots looked up in the index, the unknown ones digested; backward, the
+ * index (HSCAN) with the digest of what each indexed key holds now. What it reads of the
+ * keyspace, it reads one script call a node (lib/keyspace-reads.ts).
  *
  * Modes: 'repair' after a window nobody heard (marks every difference at once), 'backfill'
  * for a partition covered the first time (the same: every existing key gets a ticket),
@@ -21,13 +19,13 @@
  * difference counts as divergent only if it still stands, unchanged, after a grace period
  * (a key whose ticket is merely in flight changes its index entry meanwhile).
  */
-import type { Redis } from 'ioredis';
 import { globMatcher } from './glob.js';
 import { groupBy, sizedGroups } from './group-by.js';
 import type { Keys } from './keys.js';
+import { KeyspaceReads } from './keyspace-reads.js';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
-import { connectNode, masters, slotNodes, type RedisClient, type RedisTarget } from './redis.js';
+import { masters, slotNodes, type RedisClient, type RedisTarget } from './redis.js';
 import { Scripts } from './scripts.js';
 import { keySlot, partitionOfSlot, slotRangeOfPartition } from './slots.js';
 import { adoptedAt, adoptedSeq, needsTicket, seqMs, TicketIndex, type IndexEntry } from './ticket-index.js';
@@ -36,9 +34,6 @@ export type PassMode = 'repair' | 'backfill' | 'adopt' | 'reconcile';
 
 /** Keys a batch compares. */
 const BATCH = 500;
-
-/** Keys first asked of a slot (more when it holds more). */
-const SLOT_PAGE = 1000;
 
 /** Partitions a step of the continuous pass compares: their counts and index sizes are read together. */
 const STEP_PARTITIONS = 16;
@@ -114,7 +109,7 @@ interface Candidate extends Divergence {
 export class Reconciler {
   private readonly index: TicketIndex;
   private readonly matches: (key: Buffer) => boolean;
-  private readonly conns = new Map<string, { conn: Redis; scripts: Scripts }>();
+  private readonly reads: KeyspaceReads;
   /** Requested passes: partition -> mode (repair wins over adopt) and since when (Redis ms) nothing was heard. */
   private requests = new Map<number, Request>();
   private candidates: Candidate[] = [];
@@ -131,6 +126,7 @@ export class Reconciler {
   constructor(private readonly opts: ReconcilerOptions) {
     this.index = new TicketIndex(opts.client, opts.keys);
     this.matches = globMatcher(opts.watch);
+    this.reads = new KeyspaceReads(opts.target, opts.keys, opts.nodeOfSlot);
   }
 
   /**
@@ -162,8 +158,7 @@ export class Reconciler {
     this.closed = true;
     this.wake?.();
     await this.running;
-    for (const { conn } of this.conns.values()) conn.disconnect();
-    this.conns.clear();
+    this.reads.close();
   }
 
   /**
@@ -185,8 +180,7 @@ export class Reconciler {
       }
     } finally {
       this.opts.onDivergent = onDivergent;
-      for (const { conn } of this.conns.values()) conn.disconnect();
-      this.conns.clear();
+      this.reads.close();
     }
     return found;
   }
@@ -295,7 +289,7 @@ export class Reconciler {
       // What is there to compare, for every partition at once: its slots' key counts (one call a
       // node) and its index's size. An empty partition then costs no round trip of its own.
       const ranges = partitions.map((p) => slotRangeOfPartition(p, this.opts.partitions));
-      const [counts, indexed] = await Promise.all([this.slotCounts(ranges), this.index.sizes(partitions)]);
+      const [counts, indexed] = await Promise.all([this.reads.slotCounts(ranges), this.index.sizes(partitions)]);
       const held = (i: number) => {
         let n = indexed[i]!;
         for (let slot = ranges[i]!.first; slot <= ranges[i]!.last; slot++) n += counts.get(slot) ?? 0;
@@ -315,11 +309,11 @@ export class Reconciler {
       return;
     }
     const wanted = new Set(partitions);
-    const { conn } = this.node(0);
     let cursor = '0';
     do {
-      const [next, keys] = (await conn.scanBuffer(cursor, 'MATCH', this.opts.watch, 'COUNT', BATCH)) as unknown as [Buffer, Buffer[]];
-      cursor = next.toString();
+      const page = await this.reads.scan(cursor, this.opts.watch, BATCH);
+      const keys = page.keys;
+      cursor = page.cursor;
       const byPartition = groupBy(keys, (k) => partitionOfSlot(keySlot(k), this.opts.partitions));
       for (const [p, group] of byPartition) if (wanted.has(p)) await this.forward(p, group, mode, untrusted);
       await this.pace(Math.max(1, keys.length), mode);
@@ -339,7 +333,7 @@ export class Reconciler {
   ): Promise<void> {
     // Batches of the partition's keys, not of a slot's: a sparse keyspace holds a key or two a
     // slot, and each batch costs an index lookup and a pace (a wait costs a wake-up).
-    const listed = (await this.keysInSlots(first, last, (slot) => counts.get(slot) ?? 0)).flat();
+    const listed = (await this.reads.keysInSlots(first, last, (slot) => counts.get(slot) ?? 0)).flat();
     for (let at = 0; at === 0 || at < listed.length; at += BATCH) {
       const batch = listed.slice(at, at + BATCH);
       await this.forward(partition, batch, mode, untrusted);
@@ -362,7 +356,7 @@ export class Reconciler {
         unknownEntries.push(e);
       }
     });
-    const digests = await this.digests(unknown);
+    const digests = await this.reads.digests(unknown);
     // Known keys are compared by the backward half.
     await this.act(partition, unknown, unknownEntries, digests, mode, untrusted);
   }
@@ -374,7 +368,7 @@ export class Reconciler {
       const page = await this.index.scan(partition, cursor, BATCH);
       cursor = page.cursor;
       const live = page.entries.filter(([, e]) => e.digest !== '');
-      const digests = await this.digests(live.map(([k]) => k));
+      const digests = await this.reads.digests(live.map(([k]) => k));
       await this.act(
         partition,
         live.map(([k]) => k),
@@ -451,7 +445,7 @@ export class Reconciler {
     const due = this.candidates.splice(0, cut < 0 ? this.candidates.length : cut);
     for (let i = 0; i < due.length; i += BATCH) {
       const batch = due.slice(i, i + BATCH);
-      const digests = await this.digests(batch.map((c) => c.key));
+      const digests = await this.reads.digests(batch.map((c) => c.key));
       // Under load most of a pass's differences are tickets in flight: one lookup a partition, not a key.
       const entries = new Array<IndexEntry | undefined>(batch.length);
       await Promise.all(
@@ -468,91 +462,10 @@ export class Reconciler {
     }
   }
 
-  /** Digests of keys, computed by the nodes that hold them, one call a node. */
-  private async digests(keys: readonly Buffer[]): Promise<string[]> {
-    if (keys.length === 0) return [];
-    if (!this.opts.target.cluster) return this.node(0).scripts.digestKeys(keys);
-    const byNode = groupBy(keys.keys(), (i) => this.node(keySlot(keys[i]!)));
-    const out = new Array<string>(keys.length);
-    await Promise.all(
-      [...byNode].map(async ([{ scripts }, at]) => {
-        const digests = await scripts.digestKeys(at.map((i) => keys[i]!));
-        at.forEach((i, j) => (out[i] = digests[j]!));
-      }),
-    );
-    return out;
-  }
-
-  /**
-   * Keys in each slot of the ranges, own keys mostly not counted: one call a node for each run of
-   * adjacent ranges. A worker's partitions need not be adjacent: counting from the lowest slot of
-   * a step to its highest would count other workers' slots too.
-   */
-  private async slotCounts(ranges: readonly { first: number; last: number }[]): Promise<Map<number, number>> {
-    const out = new Map<number, number>();
-    const runs: { first: number; last: number }[] = [];
-    for (const r of [...ranges].sort((a, b) => a.first - b.first)) {
-      const run = runs.at(-1);
-      if (run !== undefined && r.first <= run.last + 1) run.last = Math.max(run.last, r.last);
-      else runs.push({ ...r });
-    }
-    const slots = runs.flatMap(({ first, last }) => Array.from({ length: last - first + 1 }, (_, i) => first + i));
-    await Promise.all(
-      [...groupBy(slots, (slot) => this.node(slot))].flatMap(([{ scripts }, mine]) =>
-        runs.map(async ({ first, last }) => {
-          const inRun = mine.filter((slot) => slot >= first && slot <= last);
-          if (inRun.length === 0) return;
-          const low = inRun[0]!;
-          const counts = await scripts.slotKeyCounts(low, inRun[inRun.length - 1]!);
-          for (const slot of inRun) out.set(slot, counts[slot - low]!);
-        }),
-      ),
-    );
-    return out;
-  }
-
-  /**
-   * Every key of each slot in [first, last] that `count` says holds any, one call a node.
-   * GETKEYSINSLOT has no cursor and keys keep arriving under load, so a slot whose reply is full
-   * is asked again for twice as many until fewer come back.
-   */
-  private async keysInSlots(first: number, last: number, count: (slot: number) => number): Promise<Buffer[][]> {
-    const out: Buffer[][] = Array.from({ length: last - first + 1 }, () => []);
-    const held: number[] = [];
-    for (let slot = first; slot <= last; slot++) if (count(slot) > 0) held.push(slot);
-    const asked = (slot: number) => Math.max(SLOT_PAGE, count(slot));
-    await Promise.all(
-      [...groupBy(held, (slot) => this.node(slot))].map(async ([{ conn, scripts }, slots]) => {
-        const lists = await scripts.keysInSlots(slots.map((slot) => ({ slot, count: asked(slot) })));
-        for (const [i, slot] of slots.entries()) {
-          let listed = lists[i]!;
-          for (let want = asked(slot) * 2; listed.length >= want / 2; want *= 2) listed = (await conn.callBuffer('CLUSTER', 'GETKEYSINSLOT', slot, want)) as Buffer[];
-          out[slot - first] = listed;
-        }
-      }),
-    );
-    return out;
-  }
-
   /** Scripts on the command connection, for the index. */
   private indexScripts: Scripts | undefined;
   private scripts(): Scripts {
     return (this.indexScripts ??= new Scripts(this.opts.client, this.opts.keys));
-  }
-
-  /** A connection to the master serving a slot, with the scripts on it. */
-  private node(slot: number): { conn: Redis; scripts: Scripts } {
-    const name = this.opts.nodeOfSlot(slot);
-    if (!name) throw new Error(`no master known for slot ${slot}`);
-    let n = this.conns.get(name);
-    if (!n) {
-      const at = name.lastIndexOf(':');
-      const conn = connectNode(this.opts.target, { host: name.slice(0, at), port: Number(name.slice(at + 1)) }, { maxRetriesPerRequest: 3, connectionName: 'tg-reconcile' });
-      conn.on('error', () => undefined);
-      n = { conn, scripts: new Scripts(conn, this.opts.keys) };
-      this.conns.set(name, n);
-    }
-    return n;
   }
 }
 

@@ -1,0 +1,120 @@
+/**
+ * What a reconciliation reads of the keyspace itself, on the master serving each slot, over a
+ * connection of its own to each: how many keys each slot holds, which keys, and digests of what
+ * they hold (computed by Redis, so values never travel). Each read is one script call a node:
+ * a sparse keyspace holds a key or two a slot, and a command a slot was most of a pass's cost.
+ * Standalone, there is one node and the keys are listed with SCAN.
+ */
+import type { Redis } from 'ioredis';
+import { groupBy } from './group-by.js';
+import type { Keys } from './keys.js';
+import { connectNode, type RedisTarget } from './redis.js';
+import { Scripts } from './scripts.js';
+import { keySlot } from './slots.js';
+
+/** Keys first asked of a slot (more when it holds more). */
+const SLOT_PAGE = 1000;
+
+export class KeyspaceReads {
+  private readonly conns = new Map<string, { conn: Redis; scripts: Scripts }>();
+
+  constructor(
+    private readonly target: RedisTarget,
+    private readonly keys: Keys,
+    /** The master serving a slot, as `host:port`. */
+    private readonly nodeOfSlot: (slot: number) => string | undefined,
+  ) {}
+
+  /** Digests of keys ('' for a missing key), computed by the nodes that hold them, one call a node. */
+  async digests(keys: readonly Buffer[]): Promise<string[]> {
+    if (keys.length === 0) return [];
+    if (!this.target.cluster) return this.node(0).scripts.digestKeys(keys);
+    const byNode = groupBy(keys.keys(), (i) => this.node(keySlot(keys[i]!)));
+    const out = new Array<string>(keys.length);
+    await Promise.all(
+      [...byNode].map(async ([{ scripts }, at]) => {
+        const digests = await scripts.digestKeys(at.map((i) => keys[i]!));
+        at.forEach((i, j) => (out[i] = digests[j]!));
+      }),
+    );
+    return out;
+  }
+
+  /**
+   * Keys in each slot of the ranges, own keys mostly not counted: one call a node for each run of
+   * adjacent ranges. A worker's partitions need not be adjacent: counting from the lowest slot of
+   * a step to its highest would count other workers' slots too.
+   */
+  async slotCounts(ranges: readonly { first: number; last: number }[]): Promise<Map<number, number>> {
+    const out = new Map<number, number>();
+    const runs: { first: number; last: number }[] = [];
+    for (const r of [...ranges].sort((a, b) => a.first - b.first)) {
+      const run = runs.at(-1);
+      if (run !== undefined && r.first <= run.last + 1) run.last = Math.max(run.last, r.last);
+      else runs.push({ ...r });
+    }
+    const slots = runs.flatMap(({ first, last }) => Array.from({ length: last - first + 1 }, (_, i) => first + i));
+    await Promise.all(
+      [...groupBy(slots, (slot) => this.node(slot))].flatMap(([{ scripts }, mine]) =>
+        runs.map(async ({ first, last }) => {
+          const inRun = mine.filter((slot) => slot >= first && slot <= last);
+          if (inRun.length === 0) return;
+          const low = inRun[0]!;
+          const counts = await scripts.slotKeyCounts(low, inRun[inRun.length - 1]!);
+          for (const slot of inRun) out.set(slot, counts[slot - low]!);
+        }),
+      ),
+    );
+    return out;
+  }
+
+  /**
+   * Every key of each slot in [first, last] that `count` says holds any, one call a node.
+   * GETKEYSINSLOT has no cursor and keys keep arriving under load, so a slot whose reply is full
+   * is asked again for twice as many until fewer come back.
+   */
+  async keysInSlots(first: number, last: number, count: (slot: number) => number): Promise<Buffer[][]> {
+    const out: Buffer[][] = Array.from({ length: last - first + 1 }, () => []);
+    const held: number[] = [];
+    for (let slot = first; slot <= last; slot++) if (count(slot) > 0) held.push(slot);
+    const asked = (slot: number) => Math.max(SLOT_PAGE, count(slot));
+    await Promise.all(
+      [...groupBy(held, (slot) => this.node(slot))].map(async ([{ conn, scripts }, slots]) => {
+        const lists = await scripts.keysInSlots(slots.map((slot) => ({ slot, count: asked(slot) })));
+        for (const [i, slot] of slots.entries()) {
+          let listed = lists[i]!;
+          for (let want = asked(slot) * 2; listed.length >= want / 2; want *= 2) listed = (await conn.callBuffer('CLUSTER', 'GETKEYSINSLOT', slot, want)) as Buffer[];
+          out[slot - first] = listed;
+        }
+      }),
+    );
+    return out;
+  }
+
+  /** One SCAN page of a standalone server's keys matching the glob. */
+  async scan(cursor: string, match: string, count: number): Promise<{ cursor: string; keys: Buffer[] }> {
+    const [next, keys] = (await this.node(0).conn.scanBuffer(cursor, 'MATCH', match, 'COUNT', count)) as unknown as [Buffer, Buffer[]];
+    return { cursor: next.toString(), keys };
+  }
+
+  /** Closes the connections; the next read opens them again. */
+  close(): void {
+    for (const { conn } of this.conns.values()) conn.disconnect();
+    this.conns.clear();
+  }
+
+  /** A connection to the master serving a slot, with the scripts on it. */
+  private node(slot: number): { conn: Redis; scripts: Scripts } {
+    const name = this.nodeOfSlot(slot);
+    if (!name) throw new Error(`no master known for slot ${slot}`);
+    let n = this.conns.get(name);
+    if (!n) {
+      const at = name.lastIndexOf(':');
+      const conn = connectNode(this.target, { host: name.slice(0, at), port: Number(name.slice(at + 1)) }, { maxRetriesPerRequest: 3, connectionName: 'tg-reconcile' });
+      conn.on('error', () => undefined);
+      n = { conn, scripts: new Scripts(conn, this.keys) };
+      this.conns.set(name, n);
+    }
+    return n;
+  }
+}
