@@ -10,9 +10,10 @@
  * With --rounds N the counts are measured N times, interleaved (1, 6, 1, 6, ...), and the median
  * CPU per write of each count closes the report: single runs on a shared machine differ by up to 15 %.
  *
- * With --warmup N the workers first take N writes of the same load, unmeasured: fresh processes
- * run their per-batch code unoptimized until V8 has seen it often enough, and more workers each
- * see it less often, so a cold measurement charges more workers more for their warm-up.
+ * With --warmup N the workers first take N writes of the same load, unmeasured: the steady state
+ * of a deployment. On a fresh prefix the keys do not exist until the measured load writes them,
+ * so without it the continuous reconciliation pass has nothing to compare (it cost 13 µs a write
+ * with one worker and 36 with six when it had, BENCHMARKS.md, seventh pass).
  *
  * node loadtest/scale-bench.js [--workers 1,3,6] [--writes 60000] [--rate 3000] [--rounds 1] [--warmup 0]
  */
