@@ -1,8 +1,9 @@
 /**
  * What a reconciliation reads of the keyspace itself, on the master serving each slot, over a
  * connection of its own to each: how many keys each slot holds, which keys, and digests of what
- * they hold (computed by Redis, so values never travel). Each read is one script call a node:
- * a sparse keyspace holds a key or two a slot, and a command a slot was most of a pass's cost.
+ * they hold (computed by Redis, so values never travel). Each read is one script call a node,
+ * for all that partitions compared together ask in one turn (lib/tick-batch.ts): a sparse
+ * keyspace holds a key or two a slot, and a command a slot was most of a pass's cost.
  * Standalone, there is one node and the keys are listed with SCAN.
  */
 import type { Redis } from 'ioredis';
@@ -11,12 +12,15 @@ import type { Keys } from './keys.js';
 import { connectNode, type RedisTarget } from './redis.js';
 import { Scripts } from './scripts.js';
 import { keySlot } from './slots.js';
+import { TickBatch } from './tick-batch.js';
 
 /** Keys first asked of a slot (more when it holds more). */
 const SLOT_PAGE = 1000;
 
 export class KeyspaceReads {
   private readonly conns = new Map<string, { conn: Redis; scripts: Scripts }>();
+  private readonly digestAsks = new TickBatch<Buffer, string>((keys) => this.digestNow(keys));
+  private readonly listingAsks = new TickBatch<{ slot: number; count: number }, Buffer[]>((slots) => this.listNow(slots));
 
   constructor(
     private readonly target: RedisTarget,
@@ -25,9 +29,12 @@ export class KeyspaceReads {
     private readonly nodeOfSlot: (slot: number) => string | undefined,
   ) {}
 
-  /** Digests of keys ('' for a missing key), computed by the nodes that hold them, one call a node. */
-  async digests(keys: readonly Buffer[]): Promise<string[]> {
-    if (keys.length === 0) return [];
+  /** Digests of keys ('' for a missing key), computed by the nodes that hold them, one call a node for the turn's asks. */
+  digests(keys: readonly Buffer[]): Promise<string[]> {
+    return this.digestAsks.call(keys);
+  }
+
+  private async digestNow(keys: readonly Buffer[]): Promise<string[]> {
     if (!this.target.cluster) return this.node(0).scripts.digestKeys(keys);
     const byNode = groupBy(keys.keys(), (i) => this.node(keySlot(keys[i]!)));
     const out = new Array<string>(keys.length);
@@ -69,23 +76,31 @@ export class KeyspaceReads {
   }
 
   /**
-   * Every key of each slot in [first, last] that `count` says holds any, one call a node.
-   * GETKEYSINSLOT has no cursor and keys keep arriving under load, so a slot whose reply is full
-   * is asked again for twice as many until fewer come back.
+   * Every key of each slot in [first, last] that `count` says holds any, one call a node for the
+   * turn's asks. GETKEYSINSLOT has no cursor and keys keep arriving under load, so a slot whose
+   * reply is full is asked again for twice as many until fewer come back.
    */
   async keysInSlots(first: number, last: number, count: (slot: number) => number): Promise<Buffer[][]> {
     const out: Buffer[][] = Array.from({ length: last - first + 1 }, () => []);
-    const held: number[] = [];
-    for (let slot = first; slot <= last; slot++) if (count(slot) > 0) held.push(slot);
-    const asked = (slot: number) => Math.max(SLOT_PAGE, count(slot));
+    const held: { slot: number; count: number }[] = [];
+    for (let slot = first; slot <= last; slot++) if (count(slot) > 0) held.push({ slot, count: Math.max(SLOT_PAGE, count(slot)) });
+    const lists = await this.listingAsks.call(held);
     await Promise.all(
-      [...groupBy(held, (slot) => this.node(slot))].map(async ([{ conn, scripts }, slots]) => {
-        const lists = await scripts.keysInSlots(slots.map((slot) => ({ slot, count: asked(slot) })));
-        for (const [i, slot] of slots.entries()) {
-          let listed = lists[i]!;
-          for (let want = asked(slot) * 2; listed.length >= want / 2; want *= 2) listed = (await conn.callBuffer('CLUSTER', 'GETKEYSINSLOT', slot, want)) as Buffer[];
-          out[slot - first] = listed;
-        }
+      held.map(async ({ slot, count: asked }, i) => {
+        let listed = lists[i]!;
+        for (let want = asked * 2; listed.length >= want / 2; want *= 2) listed = (await this.node(slot).conn.callBuffer('CLUSTER', 'GETKEYSINSLOT', slot, want)) as Buffer[];
+        out[slot - first] = listed;
+      }),
+    );
+    return out;
+  }
+
+  private async listNow(slots: readonly { slot: number; count: number }[]): Promise<Buffer[][]> {
+    const out = new Array<Buffer[]>(slots.length);
+    await Promise.all(
+      [...groupBy(slots.keys(), (i) => this.node(slots[i]!.slot))].map(async ([{ scripts }, at]) => {
+        const lists = await scripts.keysInSlots(at.map((i) => slots[i]!));
+        at.forEach((i, j) => (out[i] = lists[j]!));
       }),
     );
     return out;
