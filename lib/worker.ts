@@ -3,7 +3,6 @@
  * leases and the ticket queue together. The process around it (signals, exit codes)
  * lives in workers/start.ts.
  */
-import { nanoid } from 'nanoid';
 import { hostname } from 'node:os';
 import type { ConnectionOptions } from 'bullmq';
 import { assign, slotsToHear } from './assignment.js';
@@ -27,6 +26,7 @@ import { claimSinkLayout, loadSink, StreamSink, type Ticket } from './sink.js';
 import { keySlot, partitionOfSlot, slotRangeOfPartition } from './slots.js';
 import { TicketQueue } from './ticket-queue.js';
 import { TicketWorker } from './ticket-worker.js';
+import { newWorkerId } from './worker-id.js';
 import type { WorkerSnapshot, WorkerStats, WorkerView } from './worker-view.js';
 import { lookupKey, type KeyLocation } from './cluster-info.js';
 
@@ -100,7 +100,7 @@ export class GeneratorWorker implements WorkerView {
     readonly config: Config,
     opts: WorkerOptions = {},
   ) {
-    this.id = opts.workerId ?? nanoid();
+    this.id = opts.workerId ?? newWorkerId();
     this.logger = opts.logger ?? createLogger(config.logLevel, this.id);
     this.keys = keysOf(config);
     this.forwarding = new Uint8Array(config.partitions);
