@@ -28,6 +28,7 @@ const USAGE = `usage: tg <command> [--json] [--redis-url URL] [--prefix P] [--pa
   info              members, partitions per member, leases, backlog, queue depth, tickets/s
   list [worker]     partitions and slot ranges owned (by one worker, or each)
   lookup <key>      slot, partition, owning worker and Redis node of a key
+                    (a key starting with '-' after a --: tg lookup -- -key)
   events            follow membership and migration events until Ctrl-C
   reconcile [--partition P] [--repair]
                     one pass comparing Redis with the ticket index (what differs after

@@ -103,6 +103,10 @@ describe('operators: CLI, probes and metrics', function () {
     expect(clusterUrl()).to.contain(loc.node);
     const viaHttp = (await (await get(w!, `/lookup/${encodeURIComponent(key)}`)).json()) as typeof loc;
     expect(viaHttp).to.deep.include({ slot: loc.slot, partition: loc.partition, owner: loc.owner, node: loc.node });
+    // A key that looks like a flag goes after --, as the usage says.
+    const dashed = await tg(env, 'lookup', '--json', '--', '-{user42}');
+    expect(dashed.code, dashed.stderr).to.equal(0);
+    expect((JSON.parse(dashed.stdout) as typeof loc).slot).to.equal(keySlot('user42'));
   });
 
   it('serves /metrics as Prometheus text with figures that add up', async () => {
