@@ -25,3 +25,18 @@ export function sizedGroups<T>(items: readonly T[], size: (item: T) => number, m
   }
   return groups;
 }
+
+/**
+ * Replies to items, in the items' order, from one call a group (`batch`: a reply per item of
+ * its group, in order, given the group's key).
+ */
+export async function perGroup<T, K, R>(items: readonly T[], groupOf: (item: T) => K, batch: (group: T[], key: K) => Promise<R[]>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  await Promise.all(
+    [...groupBy(items.keys(), (i) => groupOf(items[i]!))].map(async ([key, at]) => {
+      const replies = await batch(at.map((i) => items[i]!), key);
+      at.forEach((i, j) => (out[i] = replies[j]!));
+    }),
+  );
+  return out;
+}

@@ -7,7 +7,7 @@
  * Standalone, there is one node and the keys are listed with SCAN.
  */
 import type { Redis } from 'ioredis';
-import { groupBy } from './group-by.js';
+import { groupBy, perGroup } from './group-by.js';
 import type { Keys } from './keys.js';
 import { connectNode, type RedisTarget } from './redis.js';
 import { Scripts } from './scripts.js';
@@ -36,15 +36,7 @@ export class KeyspaceReads {
 
   private async digestNow(keys: readonly Buffer[]): Promise<string[]> {
     if (!this.target.cluster) return this.node(0).scripts.digestKeys(keys);
-    const byNode = groupBy(keys.keys(), (i) => this.node(keySlot(keys[i]!)));
-    const out = new Array<string>(keys.length);
-    await Promise.all(
-      [...byNode].map(async ([{ scripts }, at]) => {
-        const digests = await scripts.digestKeys(at.map((i) => keys[i]!));
-        at.forEach((i, j) => (out[i] = digests[j]!));
-      }),
-    );
-    return out;
+    return perGroup(keys, (key) => this.node(keySlot(key)), (group, { scripts }) => scripts.digestKeys(group));
   }
 
   /**
@@ -95,15 +87,8 @@ export class KeyspaceReads {
     return out;
   }
 
-  private async listNow(slots: readonly { slot: number; count: number }[]): Promise<Buffer[][]> {
-    const out = new Array<Buffer[]>(slots.length);
-    await Promise.all(
-      [...groupBy(slots.keys(), (i) => this.node(slots[i]!.slot))].map(async ([{ scripts }, at]) => {
-        const lists = await scripts.keysInSlots(at.map((i) => slots[i]!));
-        at.forEach((i, j) => (out[i] = lists[j]!));
-      }),
-    );
-    return out;
+  private listNow(slots: readonly { slot: number; count: number }[]): Promise<Buffer[][]> {
+    return perGroup(slots, ({ slot }) => this.node(slot), (group, { scripts }) => scripts.keysInSlots(group));
   }
 
   /** One SCAN page of a standalone server's keys matching the glob. */

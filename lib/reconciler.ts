@@ -20,7 +20,7 @@
  * (a key whose ticket is merely in flight changes its index entry meanwhile).
  */
 import { globMatcher } from './glob.js';
-import { groupBy, sizedGroups } from './group-by.js';
+import { groupBy, perGroup, sizedGroups } from './group-by.js';
 import type { Keys } from './keys.js';
 import { KeyspaceReads } from './keyspace-reads.js';
 import type { Logger } from './logger.js';
@@ -447,13 +447,7 @@ export class Reconciler {
       const batch = due.slice(i, i + BATCH);
       const digests = await this.reads.digests(batch.map((c) => c.key));
       // Under load most of a pass's differences are tickets in flight: one lookup a partition, not a key.
-      const entries = new Array<IndexEntry | undefined>(batch.length);
-      await Promise.all(
-        [...groupBy(batch.keys(), (j) => batch[j]!.partition)].map(async ([partition, at]) => {
-          const found = await this.index.lookup(partition, at.map((j) => batch[j]!.key));
-          at.forEach((j, x) => (entries[j] = found[x]));
-        }),
-      );
+      const entries = await perGroup(batch, (c) => c.partition, (group, partition) => this.index.lookup(partition, group.map((c) => c.key)));
       batch.forEach((c, j) => {
         const entry = entries[j];
         const same = entry?.seq === c.indexed?.seq && digests[j] === c.digest;

@@ -8,7 +8,7 @@ import { setTimeout } from 'node:timers/promises';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { RedisEndpoint, RedisSettings } from './config.js';
 import { RedisUnavailableError } from './errors.js';
-import { groupBy } from './group-by.js';
+import { groupBy, perGroup } from './group-by.js';
 import type { Logger } from './logger.js';
 import { SLOT_COUNT } from './slots.js';
 
@@ -143,21 +143,18 @@ export function byNode<T>(client: RedisClient, items: Iterable<T>, slotOf: (item
  * item (`single`) where a node's call is refused (a slot moved since the client last looked):
  * the replies in the items' order.
  */
-export async function perNode<T, R>(client: RedisClient, items: readonly T[], slotOf: (item: T) => number, batch: (group: T[]) => Promise<R[]>, single: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  const one = async (i: number) => void (out[i] = await single(items[i]!));
-  await Promise.all(
-    byNode(client, items.keys(), (i) => slotOf(items[i]!)).map(async (group) => {
-      let replies: R[];
+export function perNode<T, R>(client: RedisClient, items: readonly T[], slotOf: (item: T) => number, batch: (group: T[]) => Promise<R[]>, single: (item: T) => Promise<R>): Promise<R[]> {
+  return perGroup(
+    items,
+    (item) => nodeOfSlot(client, slotOf(item)),
+    async (group) => {
       try {
-        replies = await batch(group.map((i) => items[i]!));
+        return await batch(group);
       } catch {
-        return void (await Promise.all(group.map(one)));
+        return Promise.all(group.map(single));
       }
-      group.forEach((i, j) => (out[i] = replies[j]!));
-    }),
+    },
   );
-  return out;
 }
 
 /** A command connection to the whole deployment (cluster-aware where needed). */

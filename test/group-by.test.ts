@@ -1,6 +1,6 @@
 /** Grouping helpers, without Redis. */
 import { expect } from 'chai';
-import { groupBy, sizedGroups } from '../lib/group-by.js';
+import { groupBy, perGroup, sizedGroups } from '../lib/group-by.js';
 
 describe('grouping', () => {
   it('groups by key in the order each key was first met', () => {
@@ -14,5 +14,18 @@ describe('grouping', () => {
     const held = [100, 300, 200, 900, 0, 0, 500];
     expect(sizedGroups([0, 1, 2, 3, 4, 5, 6], (i) => held[i]!, 500)).to.deep.equal([[0, 1], [2], [3], [4, 5, 6]]);
     expect(sizedGroups([], () => 1, 500)).to.deep.equal([]);
+  });
+
+  it('answers items in their order from one call a group, each call given its group and key', async () => {
+    const calls: [string, number[]][] = [];
+    const replies = await perGroup([1, 2, 3, 4, 5], (n) => (n % 2 === 0 ? 'even' : 'odd'), async (group, key) => {
+      calls.push([key, group]);
+      return group.map((n) => `${key}${n}`);
+    });
+    expect(replies).to.deep.equal(['odd1', 'even2', 'odd3', 'even4', 'odd5']);
+    expect(calls).to.deep.equal([
+      ['odd', [1, 3, 5]],
+      ['even', [2, 4]],
+    ]);
   });
 });
