@@ -53,7 +53,7 @@ export interface CoverageOptions {
 
 export class Coverage {
   private readonly shadow: ShadowBuffer;
-  /** Local ms until which the shadow buffer is kept; 0: not kept. */
+  /** Local ms until which the shadow buffer is kept, while it is. */
   private keepUntil = 0;
   /** Per master whose subscription dropped: the partitions this worker held on it then. */
   private readonly heldWhenDropped = new Map<string, Set<number>>();
@@ -74,7 +74,7 @@ export class Coverage {
 
   /** An event of a partition this worker does not forward. */
   heard(partition: number, key: Buffer, event: Buffer): void {
-    if (this.keepUntil !== 0) this.shadow.add(partition, key, event.toString('latin1'), Date.now());
+    if (this.shadow.kept) this.shadow.add(partition, key, event.toString('latin1'), Date.now());
   }
 
   /**
@@ -91,10 +91,7 @@ export class Coverage {
   /** Forgets what is older than the shadow window; lets the buffer go once its keeping time is over. */
   prune(): void {
     const now = Date.now();
-    if (this.keepUntil !== 0 && now >= this.keepUntil) {
-      this.keepUntil = 0;
-      this.shadow.letGo();
-    }
+    if (this.shadow.kept && now >= this.keepUntil) this.shadow.letGo();
     this.shadow.prune(now);
   }
 

@@ -16,6 +16,11 @@ export class ShadowBuffer {
   private readonly prunedFrom = new Map<number, number>();
   private keeping = false;
 
+  /** Whether events are kept now (between keep() and letGo()). */
+  get kept(): boolean {
+    return this.keeping;
+  }
+
   constructor(
     /** How long an event is kept: longer than a lease TTL plus a takeover. */
     readonly windowMs: number,
