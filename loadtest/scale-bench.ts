@@ -7,13 +7,21 @@
  * /proc), the masters' CPU time and commands (INFO), and per master the commands processed and the
  * CPU used as the busiest master's share against the mean.
  *
+ * It also reports the keys a ticket job carried (the workers' own counters, read from their
+ * /metrics): each job and each append of a batch cost about the same whatever its size, so a
+ * worker carrying a small share of the writes, whose batches close on TG_FLUSH_MAX_WAIT_MS
+ * rather than on TG_FLUSH_KEYS, pays more a write (BENCHMARKS.md, eighth pass).
+ *
  * With --rounds N the counts are measured N times, interleaved (1, 6, 1, 6, ...), and the median
  * CPU per write of each count closes the report: single runs on a shared machine differ by up to 15 %.
  *
  * With --warmup N the workers first take N writes of the same load, unmeasured: the steady state
  * of a deployment. On a fresh prefix the keys do not exist until the measured load writes them,
  * so without it the continuous reconciliation pass has nothing to compare (it cost 13 µs a write
- * with one worker and 36 with six when it had, BENCHMARKS.md, seventh pass).
+ * with one worker and 36 with six when it had, BENCHMARKS.md, seventh pass). Each worker's code
+ * is compiled by V8 as it gets hot, on its own share of the load: six workers carrying 500 writes a
+ * second each still compile after a minute, so their steady state needs minutes of warm-up
+ * (--warmup 600000 is 200 s at the default rate; BENCHMARKS.md, eighth pass).
  *
  * node loadtest/scale-bench.js [--workers 1,3,6] [--writes 60000] [--rate 3000] [--rounds 1] [--warmup 0]
  */
@@ -66,6 +74,32 @@ async function within<T>(ms: number, what: string, promise: Promise<T>): Promise
   }
 }
 
+/** Ticket jobs enqueued and tickets made so far, summed over the workers' /metrics (their ports as they registered them). */
+async function ticketCounters(ports: readonly number[]): Promise<{ jobs: number; tickets: number }> {
+  const sum = { jobs: 0, tickets: 0 };
+  for (const port of ports) {
+    const text = await within(10000, `the metrics of the worker on port ${port}`, fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()));
+    const value = (name: string) => {
+      const found = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
+      if (found === null) throw new Error(`the worker on port ${port} reports no ${name}`);
+      return Number(found[1]);
+    };
+    sum.jobs += value('tg_ticket_jobs_enqueued_total');
+    sum.tickets += value('tg_tickets_made_total');
+  }
+  return sum;
+}
+
+/** The HTTP ports of the workers with these pids, from what they registered as members. */
+async function httpPorts(keys: Keys, pids: readonly number[]): Promise<number[]> {
+  const members = Object.values(await redis.hgetall(keys.memberInfo())).map((v) => JSON.parse(v) as { pid: number; httpPort: number | null });
+  return pids.map((pid) => {
+    const port = members.find((m) => m.pid === pid)?.httpPort;
+    if (typeof port !== 'number') throw new Error(`worker ${pid} registered no HTTP port`);
+    return port;
+  });
+}
+
 const ratio = (values: number[]) => Math.max(...values) / (values.reduce((x, y) => x + y, 0) / values.length);
 
 /** Writes `n` writes at the bench's rate and waits until the workers have made every ticket. */
@@ -90,7 +124,7 @@ async function measure(count: number): Promise<number> {
   const queues = openShards(redis as unknown as ConnectionOptions, keys, queueShardTags(loadConfig({}, []).queueShards));
   const workers: ChildProcess[] = Array.from({ length: count }, () =>
     spawn(process.execPath, [here('../workers/start.js')], {
-      env: { ...process.env, TG_REDIS_URL: url, TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*`, TG_LOG_LEVEL: 'warn' },
+      env: { ...process.env, TG_REDIS_URL: url, TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*`, TG_LOG_LEVEL: 'warn', TG_HTTP_PORT: '0' },
       stdio: ['ignore', 'ignore', 'inherit'],
     }),
   );
@@ -106,8 +140,11 @@ async function measure(count: number): Promise<number> {
     const cpu0 = workers.map((w) => cpuMs(w.pid!));
     const woke0 = workers.map((w) => wakeups(w.pid!));
     const sent0 = workers.map((w) => writeCalls(w.pid!));
+    const ports = await httpPorts(keys, workers.map((w) => w.pid!));
+    const t0 = await ticketCounters(ports);
     const m0 = await masterCounters(nodes);
     await load(prefix, keys, queues, writes);
+    const t1 = await ticketCounters(ports);
     const cpu = workers.map((w, i) => cpuMs(w.pid!) - cpu0[i]!).reduce((x, y) => x + y, 0);
     const woke = workers.map((w, i) => wakeups(w.pid!) - woke0[i]!).reduce((x, y) => x + y, 0);
     const sent = workers.map((w, i) => writeCalls(w.pid!) - sent0[i]!).reduce((x, y) => x + y, 0);
@@ -115,7 +152,7 @@ async function measure(count: number): Promise<number> {
     const commands = m1.map((m, i) => m.commands - m0[i]!.commands);
     const masterCpu = m1.map((m, i) => m.cpu - m0[i]!.cpu);
     process.stdout.write(
-      `${count} worker(s): ${((cpu * 1000) / writes).toFixed(0)} µs worker CPU per write, ${(woke / writes).toFixed(2)} wake-ups and ${(sent / writes).toFixed(2)} write calls per write; masters ${((masterCpu.reduce((x, y) => x + y, 0) * 1e6) / writes).toFixed(0)} µs CPU and ${(commands.reduce((x, y) => x + y, 0) / writes).toFixed(1)} commands per write; busiest master / mean: ${ratio(commands).toFixed(2)} in commands, ${ratio(masterCpu).toFixed(2)} in CPU ` +
+      `${count} worker(s): ${((cpu * 1000) / writes).toFixed(0)} µs worker CPU per write, ${(woke / writes).toFixed(2)} wake-ups and ${(sent / writes).toFixed(2)} write calls per write, ${((t1.tickets - t0.tickets) / (t1.jobs - t0.jobs)).toFixed(0)} keys a ticket job; masters ${((masterCpu.reduce((x, y) => x + y, 0) * 1e6) / writes).toFixed(0)} µs CPU and ${(commands.reduce((x, y) => x + y, 0) / writes).toFixed(1)} commands per write; busiest master / mean: ${ratio(commands).toFixed(2)} in commands, ${ratio(masterCpu).toFixed(2)} in CPU ` +
         `(commands per master ${commands.join(', ')})\n  calls per write: ${topCalls(m0, m1, writes, Number(process.env.TOP ?? 10))}\n`,
     );
     return (cpu * 1000) / writes;
