@@ -6,6 +6,14 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { WorkerSnapshot, WorkerView } from './worker-view.js';
 
+/**
+ * How often the event loop's delay is sampled for the nodejs_eventloop_lag_* figures. prom-client
+ * samples every 10 ms by default: a timer that woke a worker 100 times a second, more than all its
+ * own work when idle, and 85 more wake-ups a second each for six workers under load (BENCHMARKS.md,
+ * eighth pass). A stall long enough to matter here (a lease renewal is due every
+ * TG_RENEW_INTERVAL_MS) still shows at this rate.
+ */
+const EVENT_LOOP_SAMPLE_MS = 1000;
 
 const COUNTERS: [string, string, (s: WorkerSnapshot) => number][] = [
   ['tg_events_received_total', 'keyspace events received', (s) => s.eventsReceived],
@@ -30,7 +38,7 @@ const COUNTERS: [string, string, (s: WorkerSnapshot) => number][] = [
 export function createMetrics(worker: WorkerView): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ worker: worker.id });
-  collectDefaultMetrics({ register: registry });
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
   for (const [name, help, read] of COUNTERS) {
     let reported = 0;
     new Counter({
