@@ -1,10 +1,10 @@
 /** The operators' view on a running 3-worker cluster: CLI, HTTP probes, Prometheus metrics. */
 import { expect } from 'chai';
 import { execFile, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Keys } from '../lib/keys.js';
+import { wakeups } from '../loadtest/proc.js';
 import { readLeases } from '../lib/lease-keeper.js';
 import type { RedisClient } from '../lib/redis.js';
 import { keySlot, partitionOfSlot } from '../lib/slots.js';
@@ -111,8 +111,7 @@ describe('operators: CLI, probes and metrics', function () {
   });
 
   it('serving metrics does not keep an idle worker awake', async () => {
-    // The kernel counts each time the main thread went to sleep: about one a wake-up of its event loop.
-    const sleeps = (w: WorkerProcess) => Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(`/proc/${w.proc.pid}/status`, 'utf8'))![1]);
+    const sleeps = (w: WorkerProcess) => wakeups(w.proc.pid!); // the kernel's count of the main thread's waits
     await Promise.all(workers.map((w) => get(w, '/metrics')));
     const before = workers.map(sleeps);
     const from = Date.now();
