@@ -101,7 +101,7 @@ export const EXACT_KEY_READ = 'tg_readValueExact';
  * key for these (the scripts of lua/ that take any number of keys start with the count):
  * pipelined, they would join another node's batch and fail.
  */
-const NOT_AUTO_PIPELINED = ['xreadgroup', 'xread', 'xgroup', 'xinfo', 'xpending', 'cluster', 'config', 'info', 'time', EXACT_KEY_READ, 'tg_recordTickets', 'tg_appendTickets', 'tg_makeTickets'];
+const NOT_AUTO_PIPELINED = ['xreadgroup', 'xread', 'xgroup', 'xinfo', 'xpending', 'cluster', 'config', 'info', 'time', EXACT_KEY_READ, 'tg_recordTickets', 'tg_appendTickets'];
 
 /** The master that serves a slot as the client last learned it ('' standalone or when unknown). */
 export function nodeOfSlot(client: RedisClient, slot: number): string {

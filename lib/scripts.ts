@@ -33,7 +33,6 @@ const SCRIPT_FILES = {
   digestKeys: 'digest-keys-1.lua',
   recordTickets: 'record-tickets.lua',
   appendTickets: 'append-tickets.lua',
-  makeTickets: 'make-tickets.lua',
   claimSinkLayout: 'claim-sink-layout-1.lua',
   pruneTombstones: 'prune-tombstones-1.lua',
   slotKeyCounts: 'slot-key-counts-0.lua',
@@ -109,9 +108,6 @@ export interface SinkRecord extends IndexRecord {
   dirtyAt: number;
   createdAt: number;
 }
-
-/** What makes a ticket before its key is read: the sink record less what the read gives. */
-export type TicketRequest = Omit<SinkRecord, 'type' | 'value' | 'digest' | 'createdAt'>;
 
 /** The index hashes a script call names, each given its 1-based position in KEYS once. */
 class IndexPositions {
@@ -372,26 +368,6 @@ export class Scripts {
       args.push(indexes.of(t.partition), wireArg(t.key), t.seq, t.digest, t.id, t.event, t.type, t.value === undefined ? '0' : '1', value, t.partition, t.slot, t.dirtyAt, t.createdAt);
     }
     return (await this.call.appendTickets(1 + indexes.names.length, this.keys.tickets(shard), ...indexes.names, ...args)) as number;
-  }
-
-  /**
-   * Reads keys that the node of a default sink shard serves and appends their tickets there, in
-   * one call (lua/make-tickets.lua): how many were appended, and the keys whose value the caller
-   * formats and appends itself (by position in `tickets`, as read). Refused, it has written
-   * nothing.
-   */
-  async makeTickets(shard: number, worker: string, createdAt: number, tickets: readonly TicketRequest[], maxLen: number | null): Promise<{ appended: number; left: { at: number; read: ValueRead }[] }> {
-    if (tickets.length === 0) return { appended: 0, left: [] };
-    const indexes = new IndexPositions(this.keys, 2);
-    const args: (string | number | Buffer)[] = [maxLen ?? 0, worker, createdAt];
-    for (const t of tickets) args.push(indexes.of(t.partition), wireArg(t.key), t.seq, t.id, t.event, t.partition, t.slot, t.dirtyAt);
-    const reply = (await this.callBuffer.makeTickets(1 + indexes.names.length, this.keys.tickets(shard), ...indexes.names, ...args)) as [number, ...(number | Buffer | unknown[] | null)[]];
-    const left: { at: number; read: ValueRead }[] = [];
-    for (let i = 1; i < reply.length; i += 4) {
-      const value = reply[i + 3] as Buffer | unknown[] | null;
-      left.push({ at: (reply[i] as number) - 1, read: { type: String(reply[i + 1]), digest: String(reply[i + 2]), value: value ?? undefined } });
-    }
-    return { appended: reply[0], left };
   }
 
   /** The sink's stream names as the prefix's first worker listed them (listing ours if none did). */

@@ -11,9 +11,8 @@ import { ConfigError, HandlerError } from './errors.js';
 import { groupBy } from './group-by.js';
 import { Keys } from './keys.js';
 import type { Logger } from './logger.js';
-import { nodeOfSlot, wireArg, type RedisClient } from './redis.js';
-import type { Scripts, TicketRequest, ValueRead } from './scripts.js';
-import { keySlot } from './slots.js';
+import { wireArg, type RedisClient } from './redis.js';
+import type { Scripts } from './scripts.js';
 
 export interface Ticket {
   id: string;
@@ -32,21 +31,10 @@ export interface Ticket {
   createdAt: number;
 }
 
-/** What a sink made of ticket requests itself, and what it left to the caller. */
-export interface Made {
-  written: number;
-  /** Read, for the caller to format and write. */
-  read: { request: TicketRequest; read: ValueRead }[];
-  /** Not read, for the caller to read and write. */
-  unread: TicketRequest[];
-}
-
 export interface Sink {
   write(tickets: readonly Ticket[]): Promise<void>;
   /** True when writing also records the tickets in the ticket index. */
   readonly indexes?: boolean;
-  /** Reads keys and writes their tickets in the same call, where it can. */
-  make?(worker: string, requests: readonly TicketRequest[], createdAt: number): Promise<Made>;
 }
 
 /** What a handler module's default export (or its `handle` export) is called with. */
@@ -72,38 +60,9 @@ export class StreamSink implements Sink {
   constructor(
     private readonly scripts: Scripts,
     private readonly keys: Keys,
-    /** The connection the scripts run on: its slot map tells which keys a shard's node serves. */
-    private readonly client: RedisClient,
     /** Trim each stream to about this many entries on append (MAXLEN ~): retention for consumers that keep up. */
     private readonly maxLen: number | null = null,
   ) {}
-
-  /**
-   * Makes the tickets of the keys the node of their shard serves in one call a shard (a read
-   * and an append fewer a node for each ticket job): with masters serving contiguous slot
-   * ranges, that is every key but those of a partition astride two masters. Leaves the rest,
-   * and every key of a call Redis refused (which wrote nothing), to the caller.
-   */
-  async make(worker: string, requests: readonly TicketRequest[], createdAt: number): Promise<Made> {
-    const made: Made = { written: 0, read: [], unread: [] };
-    const nodeOf = (slot: number) => nodeOfSlot(this.client, slot);
-    await Promise.all(
-      [...groupBy(requests, (r) => this.keys.sinkShardOf(r.partition))].map(async ([shard, group]) => {
-        const node = nodeOf(keySlot(this.keys.tickets(shard)));
-        const here = group.filter((r) => nodeOf(r.slot) === node);
-        if (here.length < group.length) made.unread.push(...group.filter((r) => nodeOf(r.slot) !== node));
-        if (here.length === 0) return;
-        try {
-          const { appended, left } = await this.scripts.makeTickets(shard, worker, createdAt, here, this.maxLen);
-          made.written += appended;
-          for (const { at, read } of left) made.read.push({ request: here[at]!, read });
-        } catch {
-          made.unread.push(...here);
-        }
-      }),
-    );
-    return made;
-  }
 
   async write(tickets: readonly Ticket[]): Promise<void> {
     // A handler may hand on tickets of several workers: one call a shard and worker.

@@ -19,8 +19,8 @@ import { Worker, type ConnectionOptions, type Job } from 'bullmq';
 import { nanoid } from 'nanoid';
 import { TICKET_QUEUE, type Keys } from './keys.js';
 import type { Logger } from './logger.js';
+import type { Scripts } from './scripts.js';
 import type { Sink, Ticket } from './sink.js';
-import type { Scripts, TicketRequest, ValueRead } from './scripts.js';
 import { keySlot, partitionOfSlot } from './slots.js';
 import { globMatcher } from './glob.js';
 import { queueShardTags } from './shards.js';
@@ -51,7 +51,7 @@ export interface TicketWorkerOptions {
   watch: string;
 }
 
-/** Emits 'written' (each ticket's freshness: ms from its change seen to it written) once a job's tickets are in the sink. */
+/** Emits 'written' (tickets) once a job's tickets are in the sink. */
 export class TicketWorker extends EventEmitter {
   /** One BullMQ worker a queue shard, sharing the concurrency. */
   readonly workers: Worker<TicketJobData, number>[];
@@ -182,27 +182,38 @@ export class TicketWorker extends EventEmitter {
   }
 
   private async process(job: Job<TicketJobData, number>): Promise<number> {
-    const { scripts, sink, workerId, partitions } = this.opts;
+    const { scripts, workerId, partitions } = this.opts;
     const items = job.data.items.map(decodeItem);
     const foreign = items.filter((i) => !this.watched(i.key));
     // Only a forged job names such keys: their values must not reach the sink.
     if (foreign.length > 0) this.opts.logger.warn('ticket job names keys that are not watched; skipped', { job: job.id, keys: foreign.length });
-    const requests = items.filter((i) => this.watched(i.key)).map((item): TicketRequest => {
+    const watched = items.filter((i) => this.watched(i.key));
+    const reads = await scripts.readValues(watched.map((i) => i.key));
+    const tickets = watched.map((item, i): Ticket => {
       const slot = keySlot(item.key);
-      return { id: nanoid(), key: item.key, event: item.event, seq: item.seq, partition: partitionOfSlot(slot, partitions), slot, dirtyAt: item.at };
+      const read = reads[i]!;
+      const { type, value } = formatValue(read);
+      return {
+        id: nanoid(),
+        key: item.key,
+        event: item.event,
+        type,
+        value,
+        digest: read.digest,
+        seq: item.seq,
+        partition: partitionOfSlot(slot, partitions),
+        slot,
+        worker: workerId,
+        dirtyAt: item.at,
+        createdAt: Date.now(),
+      };
     });
-    const createdAt = Date.now();
-    const made = sink.make ? await sink.make(workerId, requests, createdAt) : { written: 0, read: [], unread: requests };
-    const reads = await scripts.readValues(made.unread.map((r) => r.key));
-    const ticket = (request: TicketRequest, read: ValueRead): Ticket => ({ ...request, ...formatValue(read), digest: read.digest, worker: workerId, createdAt: Date.now() });
-    const tickets = [...made.read.map((r) => ticket(r.request, r.read)), ...made.unread.map((r, i) => ticket(r, reads[i]!))];
-    if (tickets.length > 0) await sink.write(tickets);
+    await this.opts.sink.write(tickets);
     // Only once the sink has them (the default sink records them itself, in the same step): a
     // job that never gets there leaves the index behind, and reconciliation makes its tickets again.
-    if (!sink.indexes) await scripts.recordTickets(tickets.map((t) => ({ partition: t.partition, key: t.key, seq: t.seq, digest: t.digest })));
-    this.made += made.written + tickets.length;
-    const writtenAt = new Map(tickets.map((t) => [t.id, t.createdAt]));
-    this.emit('written', requests.map((r) => (writtenAt.get(r.id) ?? createdAt) - r.dirtyAt));
-    return made.written + tickets.length;
+    if (!this.opts.sink.indexes) await scripts.recordTickets(tickets.map((t) => ({ partition: t.partition, key: t.key, seq: t.seq, digest: t.digest })));
+    this.made += tickets.length;
+    this.emit('written', tickets);
+    return tickets.length;
   }
 }

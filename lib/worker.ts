@@ -22,7 +22,7 @@ import { createLogger, type Logger } from './logger.js';
 import { connect, nodeOfSlot, waitForTarget, type RedisClient, type RedisTarget } from './redis.js';
 import { printableKey, Reconciler } from './reconciler.js';
 import { Scripts } from './scripts.js';
-import { claimSinkLayout, loadSink, StreamSink } from './sink.js';
+import { claimSinkLayout, loadSink, StreamSink, type Ticket } from './sink.js';
 import { keySlot, partitionOfSlot, slotRangeOfPartition } from './slots.js';
 import { TicketQueue } from './ticket-queue.js';
 import { TicketWorker } from './ticket-worker.js';
@@ -154,7 +154,7 @@ export class GeneratorWorker implements WorkerView {
   }
 
   onTicketsWritten(listener: (freshnessMs: number[]) => void): void {
-    this.tickets.on('written', listener);
+    this.tickets.on('written', (tickets: Ticket[]) => listener(tickets.map((t) => t.createdAt - t.dirtyAt)));
   }
 
   lookup(key: string): Promise<KeyLocation> {
@@ -187,7 +187,7 @@ export class GeneratorWorker implements WorkerView {
 
     const scripts = (this.scripts = new Scripts(this.client, keys));
     await claimSinkLayout(this.client, scripts, keys);
-    const sink = await loadSink(config.handler, new StreamSink(scripts, keys, this.client, config.sinkMaxLen), logger);
+    const sink = await loadSink(config.handler, new StreamSink(scripts, keys, config.sinkMaxLen), logger);
     const connection = this.bullClient as unknown as ConnectionOptions;
     this.queue = new TicketQueue(connection, keys, { attempts: config.jobAttempts, backoffMs: config.jobBackoffMs }, config.queueShards);
     this.tickets = new TicketWorker({

@@ -3,11 +3,11 @@ import { expect } from 'chai';
 import { Keys } from '../lib/keys.js';
 import type { Cluster } from 'ioredis';
 import type { RedisClient } from '../lib/redis.js';
-import { Scripts, type TicketRequest } from '../lib/scripts.js';
+import { Scripts } from '../lib/scripts.js';
 import { StreamSink, ticketFields, type Ticket } from '../lib/sink.js';
+import { partitionOfSlot } from '../lib/slots.js';
 import { nodeOfSlot } from '../lib/redis.js';
-import { keySlot, partitionOfSlot } from '../lib/slots.js';
-import { formatValue } from '../lib/values.js';
+import { keySlot } from '../lib/slots.js';
 import { clusterUrl, randomPrefix } from './helpers/redis.js';
 import { client } from './helpers/worker.js';
 
@@ -152,7 +152,7 @@ describe('scripts on a cluster', () => {
 
   it('appends exactly the sink contract\'s fields, value or none, any key bytes, and records each ticket in the index', async () => {
     const keys = new Keys(randomPrefix());
-    const sink = new StreamSink(new Scripts(redis, keys), keys, redis);
+    const sink = new StreamSink(new Scripts(redis, keys), keys);
     const ticket = (key: Buffer, value: Ticket['value'], type: string, worker: string): Ticket => {
       const slot = keySlot(key);
       return { id: `id-${key.toString('hex')}`, key, event: 'set', type, value, digest: value === undefined ? '' : 'd1', seq: '1700000000000-3', partition: partitionOfSlot(slot, 271), slot, worker, dirtyAt: 1700000000001, createdAt: 1700000000002 };
@@ -174,62 +174,6 @@ describe('scripts on a cluster', () => {
       expect(written.get(t.id)!.map((b) => b.toString('hex'))).to.deep.equal(want.map((b) => b.toString('hex')));
       const indexed = (await redis.hgetBuffer(keys.index(t.partition), t.key))!.toString();
       expect(indexed).to.equal(`${t.seq} ${t.digest}`);
-    }
-  });
-
-  it('reads keys and appends their tickets in one call a shard, each exactly as the worker would format and write it, and leaves keys of another node', async () => {
-    const prefix = randomPrefix();
-    // One stream (TG_SINK_SHARDS=1): every key but the last is served with it, the last by another master.
-    const keys = new Keys(prefix);
-    const scripts = new Scripts(redis, keys);
-    const sink = new StreamSink(scripts, keys, redis);
-    // A first command: the client then knows the slot map.
-    expect(await redis.exists(keys.tickets())).to.equal(0);
-    const shardNode = nodeOfSlot(redis, keySlot(keys.tickets()));
-    expect(shardNode).to.not.equal('');
-    let tag = 0;
-    while (nodeOfSlot(redis, keySlot(`{${prefix}.${tag}}`)) !== shardNode) tag++;
-    const k = (name: string | Buffer) => Buffer.concat([Buffer.from(`{${prefix}.${tag}}:`), Buffer.from(name)]);
-    let away = 0;
-    while (nodeOfSlot(redis, keySlot(`${prefix}:away:${away}`)) === shardNode) away++;
-    const values: [Buffer, () => Promise<unknown>][] = [
-      [k('text'), () => redis.set(k('text'), 'plain é text')],
-      [k('bytes'), () => redis.set(k('bytes'), Buffer.from([0xfe, 0x00, 0x22]))],
-      [k('empty'), () => redis.set(k('empty'), '')],
-      [k(Buffer.from([0xff, 0x00])), () => redis.set(k(Buffer.from([0xff, 0x00])), 'binary key')],
-      [k('missing'), async () => undefined],
-      [k('hash'), () => redis.hset(k('hash'), 'at', '17', 'pad', 'x y!', '__proto__', 'p')],
-      [k('hash-digits'), () => redis.hset(k('hash-digits'), 'b', '1', '2', 'x')],
-      [k('hash-quote'), () => redis.hset(k('hash-quote'), 'f', 'say "hi"')],
-      [k('hash-utf8'), () => redis.hset(k('hash-utf8'), 'f', 'é', 'g', Buffer.from([0xff]))],
-      [k('list'), () => redis.rpush(k('list'), 'a', 'b c')],
-      [k('list-control'), () => redis.rpush(k('list-control'), 'a\nb', 'back\\slash')],
-      [k('set'), () => redis.sadd(k('set'), 'y', 'x')],
-      [k('zset'), () => redis.zadd(k('zset'), 1.5, 'm')],
-      [k('stream'), () => redis.xadd(k('stream'), '*', 'f', 'v')],
-      [Buffer.from(`${prefix}:away:${away}`), () => redis.set(`${prefix}:away:${away}`, 'elsewhere')],
-    ];
-    for (const [, write] of values) await write();
-    const requests = values.map(([key], i): TicketRequest => {
-      const slot = keySlot(key);
-      return { id: `id-${i}`, key, event: 'set', seq: `1700000000000-${i}`, partition: partitionOfSlot(slot, 271), slot, dirtyAt: 1700000000001 };
-    });
-    const made = await sink.make('w1', requests, 1700000000002);
-    // Strings, a missing key and the plain hash and list in the call; the rest read and left to format, the other master's key unread.
-    expect(made.written).to.equal(7);
-    expect(made.read.map((r) => r.request.key.toString('latin1')).sort()).to.deep.equal(['hash-digits', 'hash-quote', 'hash-utf8', 'list-control', 'set', 'zset', 'stream'].map((n) => k(n).toString('latin1')).sort());
-    expect(made.unread.map((r) => r.id)).to.deep.equal([`id-${values.length - 1}`]);
-    const ticketOf = (r: TicketRequest, read: Awaited<ReturnType<Scripts['readValue']>>): Ticket => ({ ...r, ...formatValue(read), digest: read.digest, worker: 'w1', createdAt: 1700000000002 });
-    await sink.write(made.read.map((r) => ticketOf(r.request, r.read)));
-    await sink.write([ticketOf(made.unread[0]!, await scripts.readValue(made.unread[0]!.key))]);
-    const written = new Map<string, Buffer[]>();
-    for (const [, fields] of (await redis.xrangeBuffer(keys.tickets(), '-', '+')) as [Buffer, Buffer[]][]) written.set(fields[1]!.toString(), fields);
-    expect(written.size).to.equal(values.length);
-    for (const r of requests) {
-      const expected = ticketOf(r, await scripts.readValue(r.key));
-      const want = ticketFields(expected).map((f) => (Buffer.isBuffer(f) ? f : Buffer.from(String(f))));
-      expect(written.get(r.id)!.map((b) => b.toString('hex')), r.key.toString()).to.deep.equal(want.map((b) => b.toString('hex')));
-      expect((await redis.hgetBuffer(keys.index(r.partition), r.key))!.toString()).to.equal(`${r.seq} ${expected.digest}`);
     }
   });
 });
