@@ -23,11 +23,21 @@
  * second each still compile after a minute, so their steady state needs minutes of warm-up
  * (--warmup 600000 is 200 s at the default rate; BENCHMARKS.md, eighth pass).
  *
- * node loadtest/scale-bench.js [--workers 1,3,6] [--writes 60000] [--rate 3000] [--rounds 1] [--warmup 0]
+ * The measured load lasts 30 s by default (90,000 writes at 3,000 a second): one
+ * TG_RECONCILE_INTERVAL_MS, so every measurement holds one pass of each worker's continuous
+ * reconciliation. The passes of all workers start together and every 30 s (a pass over 10,000 keys
+ * is about 16,000 slot counts and 12,600 slot listings, whatever the number of workers): a 20 s
+ * window held one pass or none, a difference of its own between two measurements.
+ *
+ * With --worker-cpus LIST (taskset's CPU list, such as 1) the workers run on those CPUs and the
+ * masters and the writer on the others: what a write costs the workers when they do not share their
+ * cores with Redis, and what it costs several workers to share one (BENCHMARKS.md, tenth pass).
+ *
+ * node loadtest/scale-bench.js [--workers 1,3,6] [--writes 90000] [--rate 3000] [--rounds 1] [--warmup 0] [--worker-cpus LIST]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -43,7 +53,7 @@ import { connect, detectTarget, masters } from '../lib/redis.js';
 import { masterCounters, topCalls } from './master-stats.js';
 import { cpuMs, wakeups, writeCalls } from './proc.js';
 
-const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '1,3,6' }, writes: { type: 'string', default: '60000' }, rate: { type: 'string', default: '3000' }, rounds: { type: 'string', default: '1' }, warmup: { type: 'string', default: '0' } }, strict: true });
+const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '1,3,6' }, writes: { type: 'string', default: '90000' }, rate: { type: 'string', default: '3000' }, rounds: { type: 'string', default: '1' }, warmup: { type: 'string', default: '0' }, 'worker-cpus': { type: 'string' } }, strict: true });
 const counts = a.workers!.split(',').map(Number);
 if (counts.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--workers: '${a.workers}' must be whole numbers of at least 1, comma-separated`);
 const writes = Number(a.writes);
@@ -54,6 +64,31 @@ if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new Error(`--r
 
 const warmup = Number(a.warmup);
 if (!Number.isInteger(warmup) || warmup < 0) throw new Error(`--warmup: '${a.warmup}' must be a whole number of writes, 0 or more`);
+
+/** The CPUs of a taskset list ('1', '0,2', '1-3'). */
+function cpuList(list: string): number[] {
+  const cpus = list.split(',').flatMap((part) => {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (m === null) throw new Error(`--worker-cpus: '${list}' must be CPU numbers or ranges, comma-separated (such as 1 or 0,2-3)`);
+    const [first, last] = [Number(m[1]), Number(m[2] ?? m[1])];
+    return Array.from({ length: last - first + 1 }, (_, i) => first + i);
+  });
+  const cpuCount = availableParallelism();
+  if (cpus.length === 0 || cpus.some((c) => c >= cpuCount)) throw new Error(`--worker-cpus: '${list}' names a CPU this machine does not have (it has 0 to ${cpuCount - 1})`);
+  return cpus;
+}
+
+const workerCpus = a['worker-cpus'] === undefined ? null : cpuList(a['worker-cpus']);
+if (workerCpus !== null) {
+  const rest = Array.from({ length: availableParallelism() }, (_, i) => i).filter((c) => !workerCpus.includes(c));
+  if (rest.length === 0) throw new Error(`--worker-cpus: '${a['worker-cpus']}' leaves no CPU for the masters and the writer`);
+  // The masters and the writer are this process's children: they inherit its CPUs.
+  try {
+    execFileSync('taskset', ['-p', '-c', rest.join(','), String(process.pid)], { stdio: 'ignore' });
+  } catch (err) {
+    throw new Error(`--worker-cpus needs taskset (Debian: util-linux): ${String(err)}`);
+  }
+}
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const local: LocalRedis | undefined = process.env.TG_REDIS_URL ? undefined : await startLocalRedis({ mode: 'cluster' });
@@ -123,7 +158,7 @@ async function measure(count: number): Promise<number> {
   const keys = new Keys(prefix);
   const queues = openShards(redis as unknown as ConnectionOptions, keys, queueShardTags(loadConfig({}, []).queueShards));
   const workers: ChildProcess[] = Array.from({ length: count }, () =>
-    spawn(process.execPath, [here('../workers/start.js')], {
+    spawn(workerCpus === null ? process.execPath : 'taskset', [...(workerCpus === null ? [] : ['-c', workerCpus.join(','), process.execPath]), here('../workers/start.js')], {
       env: { ...process.env, TG_REDIS_URL: url, TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*`, TG_LOG_LEVEL: 'warn', TG_HTTP_PORT: '0' },
       stdio: ['ignore', 'ignore', 'inherit'],
     }),
