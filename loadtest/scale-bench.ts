@@ -31,9 +31,12 @@
  *
  * With --worker-cpus LIST (taskset's CPU list, such as 1) the workers run on those CPUs and the
  * masters and the writer on the others: what a write costs the workers when they do not share their
- * cores with Redis, and what it costs several workers to share one (BENCHMARKS.md, tenth pass).
+ * cores with Redis, and what it costs several workers to share one (BENCHMARKS.md, tenth pass). With
+ * --pin first, only the first worker runs there, the others with the masters: the first worker has
+ * a core of its own, as each worker of a deployment has, and the report adds its CPU per write of its
+ * share (the writes to its partitions, its partitions' part of the 271).
  *
- * node loadtest/scale-bench.js [--workers 1,3,6] [--writes 90000] [--rate 3000] [--rounds 1] [--warmup 0] [--worker-cpus LIST]
+ * node loadtest/scale-bench.js [--workers 1,3,6] [--writes 90000] [--rate 3000] [--rounds 1] [--warmup 0] [--worker-cpus LIST [--pin all|first]]
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -53,7 +56,7 @@ import { connect, detectTarget, masters } from '../lib/redis.js';
 import { masterCounters, topCalls } from './master-stats.js';
 import { cpuMs, wakeups, writeCalls } from './proc.js';
 
-const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '1,3,6' }, writes: { type: 'string', default: '90000' }, rate: { type: 'string', default: '3000' }, rounds: { type: 'string', default: '1' }, warmup: { type: 'string', default: '0' }, 'worker-cpus': { type: 'string' } }, strict: true });
+const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '1,3,6' }, writes: { type: 'string', default: '90000' }, rate: { type: 'string', default: '3000' }, rounds: { type: 'string', default: '1' }, warmup: { type: 'string', default: '0' }, 'worker-cpus': { type: 'string' }, pin: { type: 'string', default: 'all' } }, strict: true });
 const counts = a.workers!.split(',').map(Number);
 if (counts.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--workers: '${a.workers}' must be whole numbers of at least 1, comma-separated`);
 const writes = Number(a.writes);
@@ -79,6 +82,9 @@ function cpuList(list: string): number[] {
 }
 
 const workerCpus = a['worker-cpus'] === undefined ? null : cpuList(a['worker-cpus']);
+if (a.pin !== 'all' && a.pin !== 'first') throw new Error(`--pin: '${a.pin}' must be all or first`);
+if (a.pin === 'first' && workerCpus === null) throw new Error('--pin first needs --worker-cpus');
+const pinned = (index: number) => workerCpus !== null && (a.pin === 'all' || index === 0);
 if (workerCpus !== null) {
   const rest = Array.from({ length: availableParallelism() }, (_, i) => i).filter((c) => !workerCpus.includes(c));
   if (rest.length === 0) throw new Error(`--worker-cpus: '${a['worker-cpus']}' leaves no CPU for the masters and the writer`);
@@ -135,6 +141,14 @@ async function httpPorts(keys: Keys, pids: readonly number[]): Promise<number[]>
   });
 }
 
+/** Partitions whose lease the worker with this pid holds. */
+async function partitionsOf(keys: Keys, pid: number): Promise<number> {
+  const members = Object.entries(await redis.hgetall(keys.memberInfo()));
+  const id = members.find(([, v]) => (JSON.parse(v) as { pid: number }).pid === pid)?.[0];
+  if (id === undefined) throw new Error(`worker ${pid} is not registered as a member`);
+  return (await readLeases(redis, keys, 271)).filter((l) => l.owner === id).length;
+}
+
 const ratio = (values: number[]) => Math.max(...values) / (values.reduce((x, y) => x + y, 0) / values.length);
 
 /** Writes `n` writes at the bench's rate and waits until the workers have made every ticket. */
@@ -157,8 +171,8 @@ async function measure(count: number): Promise<number> {
   const prefix = `sb${count}${Date.now().toString(36)}`;
   const keys = new Keys(prefix);
   const queues = openShards(redis as unknown as ConnectionOptions, keys, queueShardTags(loadConfig({}, []).queueShards));
-  const workers: ChildProcess[] = Array.from({ length: count }, () =>
-    spawn(workerCpus === null ? process.execPath : 'taskset', [...(workerCpus === null ? [] : ['-c', workerCpus.join(','), process.execPath]), here('../workers/start.js')], {
+  const workers: ChildProcess[] = Array.from({ length: count }, (_, i) =>
+    spawn(pinned(i) ? 'taskset' : process.execPath, [...(pinned(i) ? ['-c', workerCpus!.join(','), process.execPath] : []), here('../workers/start.js')], {
       env: { ...process.env, TG_REDIS_URL: url, TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*`, TG_LOG_LEVEL: 'warn', TG_HTTP_PORT: '0' },
       stdio: ['ignore', 'ignore', 'inherit'],
     }),
@@ -180,7 +194,8 @@ async function measure(count: number): Promise<number> {
     const m0 = await masterCounters(nodes);
     await load(prefix, keys, queues, writes);
     const t1 = await ticketCounters(ports);
-    const cpu = workers.map((w, i) => cpuMs(w.pid!) - cpu0[i]!).reduce((x, y) => x + y, 0);
+    const cpus = workers.map((w, i) => cpuMs(w.pid!) - cpu0[i]!);
+    const cpu = cpus.reduce((x, y) => x + y, 0);
     const woke = workers.map((w, i) => wakeups(w.pid!) - woke0[i]!).reduce((x, y) => x + y, 0);
     const sent = workers.map((w, i) => writeCalls(w.pid!) - sent0[i]!).reduce((x, y) => x + y, 0);
     const m1 = await masterCounters(nodes);
@@ -190,6 +205,10 @@ async function measure(count: number): Promise<number> {
       `${count} worker(s): ${((cpu * 1000) / writes).toFixed(0)} µs worker CPU per write, ${(woke / writes).toFixed(2)} wake-ups and ${(sent / writes).toFixed(2)} write calls per write, ${((t1.tickets - t0.tickets) / (t1.jobs - t0.jobs)).toFixed(0)} keys a ticket job; masters ${((masterCpu.reduce((x, y) => x + y, 0) * 1e6) / writes).toFixed(0)} µs CPU and ${(commands.reduce((x, y) => x + y, 0) / writes).toFixed(1)} commands per write; busiest master / mean: ${ratio(commands).toFixed(2)} in commands, ${ratio(masterCpu).toFixed(2)} in CPU ` +
         `(commands per master ${commands.join(', ')})\n  calls per write: ${topCalls(m0, m1, writes, Number(process.env.TOP ?? 10))}\n`,
     );
+    if (a.pin === 'first') {
+      const share = await partitionsOf(keys, workers[0]!.pid!);
+      process.stdout.write(`  first worker, on CPUs ${workerCpus!.join(',')} alone: ${((cpus[0]! * 1000) / ((writes * share) / 271)).toFixed(0)} µs CPU per write of its share (${share} of 271 partitions)\n`);
+    }
     return (cpu * 1000) / writes;
   } finally {
     await Promise.all(queues.map((q) => q.close()));
