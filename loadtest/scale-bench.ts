@@ -131,9 +131,14 @@ async function ticketCounters(ports: readonly number[]): Promise<{ jobs: number;
   return sum;
 }
 
+/** What the workers registered as members: id, pid and HTTP port. */
+async function registered(keys: Keys): Promise<{ id: string; pid: number; httpPort: number | null }[]> {
+  return Object.entries(await redis.hgetall(keys.memberInfo())).map(([id, v]) => ({ id, ...(JSON.parse(v) as { pid: number; httpPort: number | null }) }));
+}
+
 /** The HTTP ports of the workers with these pids, from what they registered as members. */
 async function httpPorts(keys: Keys, pids: readonly number[]): Promise<number[]> {
-  const members = Object.values(await redis.hgetall(keys.memberInfo())).map((v) => JSON.parse(v) as { pid: number; httpPort: number | null });
+  const members = await registered(keys);
   return pids.map((pid) => {
     const port = members.find((m) => m.pid === pid)?.httpPort;
     if (typeof port !== 'number') throw new Error(`worker ${pid} registered no HTTP port`);
@@ -143,8 +148,7 @@ async function httpPorts(keys: Keys, pids: readonly number[]): Promise<number[]>
 
 /** Partitions whose lease the worker with this pid holds. */
 async function partitionsOf(keys: Keys, pid: number): Promise<number> {
-  const members = Object.entries(await redis.hgetall(keys.memberInfo()));
-  const id = members.find(([, v]) => (JSON.parse(v) as { pid: number }).pid === pid)?.[0];
+  const id = (await registered(keys)).find((m) => m.pid === pid)?.id;
   if (id === undefined) throw new Error(`worker ${pid} is not registered as a member`);
   return (await readLeases(redis, keys, 271)).filter((l) => l.owner === id).length;
 }
@@ -171,12 +175,13 @@ async function measure(count: number): Promise<number> {
   const prefix = `sb${count}${Date.now().toString(36)}`;
   const keys = new Keys(prefix);
   const queues = openShards(redis as unknown as ConnectionOptions, keys, queueShardTags(loadConfig({}, []).queueShards));
-  const workers: ChildProcess[] = Array.from({ length: count }, (_, i) =>
-    spawn(pinned(i) ? 'taskset' : process.execPath, [...(pinned(i) ? ['-c', workerCpus!.join(','), process.execPath] : []), here('../workers/start.js')], {
+  const workers: ChildProcess[] = Array.from({ length: count }, (_, i) => {
+    const [command, ...args] = [...(pinned(i) ? ['taskset', '-c', workerCpus!.join(',')] : []), process.execPath, here('../workers/start.js')];
+    return spawn(command!, args, {
       env: { ...process.env, TG_REDIS_URL: url, TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*`, TG_LOG_LEVEL: 'warn', TG_HTTP_PORT: '0' },
       stdio: ['ignore', 'ignore', 'inherit'],
-    }),
-  );
+    });
+  });
   try {
     const deadline = Date.now() + 60000;
     while (!(await readLeases(redis, keys, 271)).every((l) => l.owner !== null)) {
