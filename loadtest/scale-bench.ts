@@ -36,7 +36,12 @@
  * a core of its own, as each worker of a deployment has, and the report adds its CPU per write of its
  * share (the writes to its partitions, its partitions' part of the 271).
  *
- * node loadtest/scale-bench.js [--workers 1,3,6] [--writes 90000] [--rate 3000] [--rounds 1] [--warmup 0] [--worker-cpus LIST [--pin all|first]]
+ * With --per-worker, --rate, --writes and --warmup are each worker's: N workers take N times the
+ * load, so every worker carries the same share whatever their number. Side by side with the
+ * default (the same load for every count), it tells what more workers cost from what a lighter
+ * share costs each worker (BENCHMARKS.md, eleventh pass).
+ *
+ * node loadtest/scale-bench.js [--workers 1,3,6] [--writes 90000] [--rate 3000] [--rounds 1] [--warmup 0] [--per-worker] [--worker-cpus LIST [--pin all|first]]
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -56,7 +61,7 @@ import { connect, detectTarget, masters } from '../lib/redis.js';
 import { masterCounters, topCalls } from './master-stats.js';
 import { cpuMs, wakeups, writeCalls } from './proc.js';
 
-const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '1,3,6' }, writes: { type: 'string', default: '90000' }, rate: { type: 'string', default: '3000' }, rounds: { type: 'string', default: '1' }, warmup: { type: 'string', default: '0' }, 'worker-cpus': { type: 'string' }, pin: { type: 'string', default: 'all' } }, strict: true });
+const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '1,3,6' }, writes: { type: 'string', default: '90000' }, rate: { type: 'string', default: '3000' }, rounds: { type: 'string', default: '1' }, warmup: { type: 'string', default: '0' }, 'per-worker': { type: 'boolean', default: false }, 'worker-cpus': { type: 'string' }, pin: { type: 'string', default: 'all' } }, strict: true });
 const counts = a.workers!.split(',').map(Number);
 if (counts.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--workers: '${a.workers}' must be whole numbers of at least 1, comma-separated`);
 const writes = Number(a.writes);
@@ -155,8 +160,11 @@ async function partitionsOf(keys: Keys, pid: number): Promise<number> {
 
 const ratio = (values: number[]) => Math.max(...values) / (values.reduce((x, y) => x + y, 0) / values.length);
 
-/** Writes `n` writes at the bench's rate and waits until the workers have made every ticket. */
-async function load(prefix: string, keys: Keys, queues: ReturnType<typeof openShards>, n: number): Promise<void> {
+/** How many times the given load `count` workers take: each worker's share is the same with --per-worker. */
+const loadScale = (count: number) => (a['per-worker'] ? count : 1);
+
+/** Writes `n` writes at `rate` a second and waits until the workers have made every ticket. */
+async function load(prefix: string, keys: Keys, queues: ReturnType<typeof openShards>, n: number, rate: number): Promise<void> {
   const writer = spawn(process.execPath, [here('./writer.js'), '--url', url, '--prefix', prefix, '--rate', String(rate), '--writes', String(n), '--duration-ms', String((n / rate) * 1000), '--keys', '10000', '--out', join(out, `${prefix}-${n}.json`)], { stdio: ['ignore', 'ignore', 'inherit'] });
   const code = await within((n / rate) * 1000 + 60000, 'the load writer to finish', new Promise((r) => writer.on('exit', r)));
   if (code !== 0) throw new Error(`the load writer exited with ${String(code)}`);
@@ -172,6 +180,8 @@ async function load(prefix: string, keys: Keys, queues: ReturnType<typeof openSh
 
 /** One measurement of `count` workers on a fresh prefix: prints its report, returns the workers' CPU per write (µs). */
 async function measure(count: number): Promise<number> {
+  const times = loadScale(count);
+  const [perSecond, measured, warm] = [rate * times, writes * times, warmup * times];
   const prefix = `sb${count}${Date.now().toString(36)}`;
   const keys = new Keys(prefix);
   const queues = openShards(redis as unknown as ConnectionOptions, keys, queueShardTags(loadConfig({}, []).queueShards));
@@ -190,14 +200,14 @@ async function measure(count: number): Promise<number> {
     }
     // Let the assignment settle and the first coverage's comparison finish before measuring.
     await new Promise((r) => setTimeout(r, 5000));
-    if (warmup > 0) await load(prefix, keys, queues, warmup);
+    if (warm > 0) await load(prefix, keys, queues, warm, perSecond);
     const cpu0 = workers.map((w) => cpuMs(w.pid!));
     const woke0 = workers.map((w) => wakeups(w.pid!));
     const sent0 = workers.map((w) => writeCalls(w.pid!));
     const ports = await httpPorts(keys, workers.map((w) => w.pid!));
     const t0 = await ticketCounters(ports);
     const m0 = await masterCounters(nodes);
-    await load(prefix, keys, queues, writes);
+    await load(prefix, keys, queues, measured, perSecond);
     const t1 = await ticketCounters(ports);
     const cpus = workers.map((w, i) => cpuMs(w.pid!) - cpu0[i]!);
     const cpu = cpus.reduce((x, y) => x + y, 0);
@@ -207,14 +217,14 @@ async function measure(count: number): Promise<number> {
     const commands = m1.map((m, i) => m.commands - m0[i]!.commands);
     const masterCpu = m1.map((m, i) => m.cpu - m0[i]!.cpu);
     process.stdout.write(
-      `${count} worker(s): ${((cpu * 1000) / writes).toFixed(0)} µs worker CPU per write, ${(woke / writes).toFixed(2)} wake-ups and ${(sent / writes).toFixed(2)} write calls per write, ${((t1.tickets - t0.tickets) / (t1.jobs - t0.jobs)).toFixed(0)} keys a ticket job; masters ${((masterCpu.reduce((x, y) => x + y, 0) * 1e6) / writes).toFixed(0)} µs CPU and ${(commands.reduce((x, y) => x + y, 0) / writes).toFixed(1)} commands per write; busiest master / mean: ${ratio(commands).toFixed(2)} in commands, ${ratio(masterCpu).toFixed(2)} in CPU ` +
-        `(commands per master ${commands.join(', ')})\n  calls per write: ${topCalls(m0, m1, writes, Number(process.env.TOP ?? 10))}\n`,
+      `${count} worker(s), ${perSecond} writes/s: ${((cpu * 1000) / measured).toFixed(0)} µs worker CPU per write, ${(woke / measured).toFixed(2)} wake-ups and ${(sent / measured).toFixed(2)} write calls per write, ${((t1.tickets - t0.tickets) / (t1.jobs - t0.jobs)).toFixed(0)} keys a ticket job; masters ${((masterCpu.reduce((x, y) => x + y, 0) * 1e6) / measured).toFixed(0)} µs CPU and ${(commands.reduce((x, y) => x + y, 0) / measured).toFixed(1)} commands per write; busiest master / mean: ${ratio(commands).toFixed(2)} in commands, ${ratio(masterCpu).toFixed(2)} in CPU ` +
+        `(commands per master ${commands.join(', ')})\n  calls per write: ${topCalls(m0, m1, measured, Number(process.env.TOP ?? 10))}\n`,
     );
     if (a.pin === 'first') {
       const share = await partitionsOf(keys, workers[0]!.pid!);
-      process.stdout.write(`  first worker, on CPUs ${workerCpus!.join(',')} alone: ${((cpus[0]! * 1000) / ((writes * share) / 271)).toFixed(0)} µs CPU per write of its share (${share} of 271 partitions)\n`);
+      process.stdout.write(`  first worker, on CPUs ${workerCpus!.join(',')} alone: ${((cpus[0]! * 1000) / ((measured * share) / 271)).toFixed(0)} µs CPU per write of its share (${share} of 271 partitions)\n`);
     }
-    return (cpu * 1000) / writes;
+    return (cpu * 1000) / measured;
   } finally {
     await Promise.all(queues.map((q) => q.close()));
     workers.forEach((w) => w.kill('SIGTERM'));
