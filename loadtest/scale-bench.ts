@@ -60,6 +60,7 @@ import { jobCounts, openShards } from '../lib/ticket-queue.js';
 import { connect, detectTarget, masters } from '../lib/redis.js';
 import { masterCounters, topCalls } from './master-stats.js';
 import { cpuMs, wakeups, writeCalls } from './proc.js';
+import { median } from './report.js';
 
 const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '1,3,6' }, writes: { type: 'string', default: '90000' }, rate: { type: 'string', default: '3000' }, rounds: { type: 'string', default: '1' }, warmup: { type: 'string', default: '0' }, 'per-worker': { type: 'boolean', default: false }, 'worker-cpus': { type: 'string' }, pin: { type: 'string', default: 'all' } }, strict: true });
 const counts = a.workers!.split(',').map(Number);
@@ -235,11 +236,6 @@ async function measure(count: number): Promise<number> {
     });
   }
 }
-
-const median = (xs: readonly number[]) => {
-  const s = [...xs].sort((x, y) => x - y);
-  return (s[Math.floor((s.length - 1) / 2)]! + s[Math.ceil((s.length - 1) / 2)]!) / 2;
-};
 
 try {
   const perWrite = new Map<number, number[]>(counts.map((c) => [c, []]));
