@@ -10,7 +10,7 @@
  * keys, the held partition with the most waiting keys is dropped from memory and handed to an
  * exact repair, which finds its changes in Redis itself once Redis takes writes again.
  */
-import { batchDelay, flushAfterRead, readPause, type BatchTiming } from './batch-timing.js';
+import { batchDelay, readPause, type BatchTiming } from './batch-timing.js';
 import { Coalescer, type DirtyEntry, type DirtyKey } from './coalescer.js';
 import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
@@ -53,8 +53,6 @@ export class DirtyWriter {
   /** When the last append started, and since when the first key waiting now waits (ms; 0: none waits). */
   private lastFlush = 0;
   private waitingSince = 0;
-  /** The keys waiting went with a paced read (afterPausedRead): they are appended as soon as the interval allows. */
-  private dueWithRead = false;
   /** Keys added since `rateFrom` (ms), and the rate of the keys added, smoothed over the reads of it. */
   private added = 0;
   private rateFrom = Date.now();
@@ -109,18 +107,6 @@ export class DirtyWriter {
     return readPause(this.opts.timing, minMs, this.keysPerMs);
   }
 
-  /**
-   * A listener feeding this writer has just read what came during its pause, and reads next at
-   * `nextReadAt` (ms): if the waiting keys go with this read (flushAfterRead), they go now, or as
-   * soon as an append in flight and TG_FLUSH_INTERVAL_MS allow, not at the end of their wait.
-   */
-  afterPausedRead(nextReadAt: number, now = Date.now()): void {
-    if (!flushAfterRead(this.opts.timing, { now, lastBatch: this.lastFlush, waiting: this.pending.size, waitingSince: this.waitingSince }, nextReadAt)) return;
-    this.dueWithRead = true;
-    if (!this.flushing && now >= this.lastFlush + this.opts.timing.intervalMs) this.flushNow();
-    else this.schedule();
-  }
-
   /** Number of keys waiting to be appended. */
   get backlog(): number {
     return this.pending.size;
@@ -137,13 +123,11 @@ export class DirtyWriter {
     }
   }
 
-  /** Arms the append for the keys waiting (batchDelay, or the interval's end once a paced read sent them), at least `atLeastMs` from now; a batch that fills brings an armed append forward. */
+  /** Arms the append for the keys waiting (batchDelay), at least `atLeastMs` from now; a batch that fills brings an armed append forward. */
   private schedule(atLeastMs = 0): void {
     if (this.flushing || this.pending.size === 0) return;
     const now = Date.now();
-    const { timing } = this.opts;
-    const due = this.dueWithRead ? Math.max(0, this.lastFlush + timing.intervalMs - now) : batchDelay(timing, { now, lastBatch: this.lastFlush, waiting: this.pending.size, waitingSince: this.waitingSince });
-    const delay = Math.max(atLeastMs, due);
+    const delay = Math.max(atLeastMs, batchDelay(this.opts.timing, { now, lastBatch: this.lastFlush, waiting: this.pending.size, waitingSince: this.waitingSince }));
     if (this.timer) {
       if (now + delay >= this.timerDue) return;
       clearTimeout(this.timer);
@@ -167,7 +151,6 @@ export class DirtyWriter {
     this.lastFlush = Date.now();
     const batch = this.pending.drain();
     this.waitingSince = 0;
-    this.dueWithRead = false;
     const { client, keys, scripts } = this.opts;
     const one = ([partition, dirty]: [number, DirtyKey[]]) => Promise.all(dirty.map((d) => appendDirty(client, keys, partition, d)));
     const done = new Map<number, PromiseSettledResult<string[]>>();

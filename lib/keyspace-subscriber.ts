@@ -38,8 +38,6 @@ export interface SubscriberOptions {
   pingIntervalMs?: number;
   /** How long the connections stop reading after a chunk received, asked as a pause starts (lib/read-pacing.ts: one clock for all of them); 0: not paced. */
   readPause: () => number;
-  /** Called once the events that came during a pause have been handled, with the time of the next paced read (ms). */
-  afterPausedRead?: (nextReadAt: number) => void;
 }
 
 interface NodeSubscription {
@@ -89,7 +87,7 @@ export class KeyspaceSubscriber extends EventEmitter {
 
   constructor(private readonly opts: SubscriberOptions) {
     super();
-    this.pacer = new ReadPacer(opts.readPause, opts.afterPausedRead);
+    this.pacer = new ReadPacer(opts.readPause);
     const db = opts.target.cluster ? 0 : opts.target.settings.db;
     const channelPrefix = `__keyspace@${db}__:`;
     this.channelPrefixLength = Buffer.byteLength(channelPrefix);

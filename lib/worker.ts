@@ -264,7 +264,6 @@ export class GeneratorWorker implements WorkerView {
       logger,
       onEvent: (key, event) => this.onEvent(key, event),
       readPause: () => this.writer.listenPause(config.listenPauseMs),
-      afterPausedRead: (nextReadAt) => this.writer.afterPausedRead(nextReadAt),
     });
     this.coverage = new Coverage({
       workerId: this.id,
