@@ -14,7 +14,6 @@
  *
  * node loadtest/duty-bench.js [--gaps 0,5,50] [--rounds 8] [--batches 100] [--keys 100]
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { nanoid } from 'nanoid';
@@ -23,6 +22,7 @@ import { ticketFields, type Ticket } from '../lib/sink.js';
 import { keySlot, partitionOfSlot } from '../lib/slots.js';
 import { decodeItem, encodeItems, type TicketJobData } from '../lib/ticket-queue.js';
 import { formatValue } from '../lib/values.js';
+import { mainThreadNs } from './proc.js';
 import { median } from './report.js';
 
 const { values: a } = parseArgs({ options: { gaps: { type: 'string', default: '0,5,50' }, rounds: { type: 'string', default: '8' }, batches: { type: 'string', default: '100' }, keys: { type: 'string', default: '100' } }, strict: true });
@@ -54,20 +54,10 @@ function batch(): number {
   return fields;
 }
 
-/** CPU time the main thread has had so far (ns). */
-function mainThreadNs(): number {
-  const path = `/proc/self/task/${process.pid}/schedstat`;
-  try {
-    return Number(readFileSync(path, 'utf8').split(' ')[0]);
-  } catch (err) {
-    throw new Error(`bench:duty reads the main thread's CPU time from ${path} (Linux): ${String(err)}`);
-  }
-}
-
 /** Per batch (µs): process CPU, main thread CPU, wall time inside the batch. */
 async function measure(gapMs: number): Promise<[number, number, number]> {
   const cpu0 = process.cpuUsage();
-  const main0 = mainThreadNs();
+  const main0 = mainThreadNs(process.pid);
   let inside = 0;
   for (let i = 0; i < batches; i++) {
     const start = performance.now();
@@ -78,7 +68,7 @@ async function measure(gapMs: number): Promise<[number, number, number]> {
     else await new Promise((r) => setImmediate(r));
   }
   const cpu = process.cpuUsage(cpu0);
-  return [(cpu.user + cpu.system) / batches, (mainThreadNs() - main0) / 1000 / batches, (inside * 1000) / batches];
+  return [(cpu.user + cpu.system) / batches, (mainThreadNs(process.pid) - main0) / 1000 / batches, (inside * 1000) / batches];
 }
 
 // V8 compiles the batch's code once it is hot: the measured rounds start from there.

@@ -24,3 +24,13 @@ export function writeCalls(pid: number): number {
   if (match === null) throw new Error(`/proc/${pid}/io has no syscw`);
   return Number(match[1]);
 }
+
+/** CPU time a process's main thread has had so far, ns (/proc/<pid>/task/<pid>/schedstat: nanoseconds, where stat counts 10 ms ticks). */
+export function mainThreadNs(pid: number): number {
+  const path = `/proc/${pid}/task/${pid}/schedstat`;
+  try {
+    return Number(readFileSync(path, 'utf8').split(' ')[0]);
+  } catch (err) {
+    throw new Error(`the main thread's CPU time is read from ${path} (Linux): ${String(err)}`);
+  }
+}

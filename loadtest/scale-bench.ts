@@ -161,9 +161,6 @@ async function partitionsOf(keys: Keys, pid: number): Promise<number> {
 
 const ratio = (values: number[]) => Math.max(...values) / (values.reduce((x, y) => x + y, 0) / values.length);
 
-/** How many times the given load `count` workers take: each worker's share is the same with --per-worker. */
-const loadScale = (count: number) => (a['per-worker'] ? count : 1);
-
 /** Writes `n` writes at `rate` a second and waits until the workers have made every ticket. */
 async function load(prefix: string, keys: Keys, queues: ReturnType<typeof openShards>, n: number, rate: number): Promise<void> {
   const writer = spawn(process.execPath, [here('./writer.js'), '--url', url, '--prefix', prefix, '--rate', String(rate), '--writes', String(n), '--duration-ms', String((n / rate) * 1000), '--keys', '10000', '--out', join(out, `${prefix}-${n}.json`)], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -181,7 +178,8 @@ async function load(prefix: string, keys: Keys, queues: ReturnType<typeof openSh
 
 /** One measurement of `count` workers on a fresh prefix: prints its report, returns the workers' CPU per write (µs). */
 async function measure(count: number): Promise<number> {
-  const times = loadScale(count);
+  // With --per-worker the given load is each worker's.
+  const times = a['per-worker'] ? count : 1;
   const [perSecond, measured, warm] = [rate * times, writes * times, warmup * times];
   const prefix = `sb${count}${Date.now().toString(36)}`;
   const keys = new Keys(prefix);
