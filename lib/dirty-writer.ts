@@ -10,7 +10,7 @@
  * keys, the held partition with the most waiting keys is dropped from memory and handed to an
  * exact repair, which finds its changes in Redis itself once Redis takes writes again.
  */
-import { batchDelay, readPause, type BatchTiming } from './batch-timing.js';
+import { batchDelay, flushAfterRead, readPause, type BatchState, type BatchTiming } from './batch-timing.js';
 import { Coalescer, type DirtyEntry, type DirtyKey } from './coalescer.js';
 import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
@@ -33,6 +33,8 @@ export interface DirtyWriterOptions {
   holds: (partition: number) => boolean;
   /** A held partition's waiting keys were dropped: repair it from `since` (local ms). */
   onShed: (partition: number, since: number) => void;
+  /** When the listeners feeding this writer read next after a pause (ms; 0: none is paused). */
+  nextRead?: () => number;
 }
 
 /** Field names of a dirty entry: key, event, time seen. */
@@ -53,6 +55,8 @@ export class DirtyWriter {
   /** When the last append started, and since when the first key waiting now waits (ms; 0: none waits). */
   private lastFlush = 0;
   private waitingSince = 0;
+  /** The keys waiting go with a paced read (afterPausedRead, or their timer came due with one pending): appended as soon as the interval allows. */
+  private dueWithRead = false;
   /** Keys added since `rateFrom` (ms), and the rate of the keys added, smoothed over the reads of it. */
   private added = 0;
   private rateFrom = Date.now();
@@ -104,7 +108,21 @@ export class DirtyWriter {
       this.added = 0;
       this.rateFrom = now;
     }
-    return readPause(this.opts.timing, minMs, this.keysPerMs);
+    const dueIn = this.pending.size > 0 && !this.flushing ? batchDelay(this.opts.timing, this.state(now)) : Infinity;
+    return readPause(this.opts.timing, minMs, this.keysPerMs, dueIn);
+  }
+
+  /**
+   * The listeners feeding this writer have just read what came during their pause, and read next at
+   * `nextReadAt` (ms; 0: none is paused). The waiting keys go now, or as soon as an append in flight
+   * and TG_FLUSH_INTERVAL_MS allow, if they go with this read (flushAfterRead) or their timer came
+   * due while it was pending; else they keep their timer.
+   */
+  afterPausedRead(nextReadAt: number, now = Date.now()): void {
+    if (!this.dueWithRead && !(nextReadAt > 0 && flushAfterRead(this.opts.timing, this.state(now), nextReadAt))) return;
+    this.dueWithRead = true;
+    if (!this.flushing && now >= this.lastFlush + this.opts.timing.intervalMs) this.flushNow();
+    else this.schedule();
   }
 
   /** Number of keys waiting to be appended. */
@@ -123,20 +141,34 @@ export class DirtyWriter {
     }
   }
 
-  /** Arms the append for the keys waiting (batchDelay), at least `atLeastMs` from now; a batch that fills brings an armed append forward. */
+  /** Arms the append for the keys waiting (batchDelay, or the interval's end once a paced read sent them), at least `atLeastMs` from now; a batch that fills brings an armed append forward. */
   private schedule(atLeastMs = 0): void {
     if (this.flushing || this.pending.size === 0) return;
     const now = Date.now();
-    const delay = Math.max(atLeastMs, batchDelay(this.opts.timing, { now, lastBatch: this.lastFlush, waiting: this.pending.size, waitingSince: this.waitingSince }));
+    const { timing } = this.opts;
+    const due = this.dueWithRead ? Math.max(0, this.lastFlush + timing.intervalMs - now) : batchDelay(timing, this.state(now));
+    const delay = Math.max(atLeastMs, due);
     if (this.timer) {
       if (now + delay >= this.timerDue) return;
       clearTimeout(this.timer);
     }
-    this.timerDue = now + delay;
+    const timerDue = now + delay;
+    this.timerDue = timerDue;
     this.timer = setTimeout(() => {
       this.timer = undefined;
+      // A paced read due by now brings what came during its pause (the rest of a burst): the batch
+      // goes right after it (afterPausedRead), not a moment before without those keys.
+      const readAt = this.opts.nextRead?.() ?? 0;
+      if (readAt > 0 && readAt <= timerDue) {
+        this.dueWithRead = true;
+        return;
+      }
       void this.flush();
     }, delay);
+  }
+
+  private state(now: number): BatchState {
+    return { now, lastBatch: this.lastFlush, waiting: this.pending.size, waitingSince: this.waitingSince };
   }
 
   private flush(): Promise<void> {
@@ -151,6 +183,7 @@ export class DirtyWriter {
     this.lastFlush = Date.now();
     const batch = this.pending.drain();
     this.waitingSince = 0;
+    this.dueWithRead = false;
     const { client, keys, scripts } = this.opts;
     const one = ([partition, dirty]: [number, DirtyKey[]]) => Promise.all(dirty.map((d) => appendDirty(client, keys, partition, d)));
     const done = new Map<number, PromiseSettledResult<string[]>>();

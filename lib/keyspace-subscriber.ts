@@ -38,6 +38,8 @@ export interface SubscriberOptions {
   pingIntervalMs?: number;
   /** How long the connections stop reading after a chunk received, asked as a pause starts (lib/read-pacing.ts: one clock for all of them); 0: not paced. */
   readPause: () => number;
+  /** Called once the events that came during a pause have been handled, with the time of the next paced read (ms; 0: none is due, reads go on as events come). */
+  afterPausedRead?: (nextReadAt: number) => void;
 }
 
 interface NodeSubscription {
@@ -87,7 +89,7 @@ export class KeyspaceSubscriber extends EventEmitter {
 
   constructor(private readonly opts: SubscriberOptions) {
     super();
-    this.pacer = new ReadPacer(opts.readPause);
+    this.pacer = new ReadPacer(opts.readPause, opts.afterPausedRead);
     const db = opts.target.cluster ? 0 : opts.target.settings.db;
     const channelPrefix = `__keyspace@${db}__:`;
     this.channelPrefixLength = Buffer.byteLength(channelPrefix);
@@ -101,6 +103,11 @@ export class KeyspaceSubscriber extends EventEmitter {
       this.refresh(false).catch((err) => this.opts.logger.warn('topology refresh failed', { err: String(err) }));
     }, this.opts.refreshIntervalMs ?? 5000);
     if (this.opts.pingIntervalMs !== undefined) this.pinger = setInterval(() => this.ping(), this.opts.pingIntervalMs);
+  }
+
+  /** When the paused connections read next (ms; 0: none is paused). */
+  get nextReadAt(): number {
+    return this.pacer.nextTickAt;
   }
 
   /** True when the master serving the slot has a confirmed subscription. */

@@ -14,6 +14,11 @@
  *
  * Pausing the stream alone would not do: it goes on reading into its buffer up to its high-water
  * mark. The handle's readStop is what net.Socket#pause uses for sockets created with `onread`.
+ *
+ * After each tick, once what the resumed sockets held has been read (the check phase of the same
+ * turn of the event loop), `afterRead` learns when the next tick is due: a consumer of what was read
+ * can act in this wake-up rather than on a timer of its own, and a consumer whose own timer came due
+ * while a tick was pending (nextTickAt) can wait for that read instead of going without its data.
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -35,13 +40,26 @@ export class ReadPacer {
   /** Sockets paused in this turn of the event loop, whose handles stop at its end. */
   private readonly stopping = new Set<Socket>();
   private timer: NodeJS.Timeout | undefined;
+  /** When the armed tick is due (ms). */
+  private tickAt = 0;
   /** Per paced socket: when it last received a chunk or was resumed (ms). */
   private readonly lastRead = new Map<Socket, number>();
   /** Pauses that ended so far, each resuming every socket paused during it. */
   ticks = 0;
 
-  /** `pauseMs`: asked as a pause starts (0: the socket goes on reading). */
-  constructor(private readonly pauseMs: () => number) {}
+  /**
+   * `pauseMs`: asked as a pause starts (0: the socket goes on reading). `afterRead`: called after
+   * each tick's reads, with the time the next tick is due (0: none, nothing came during the pause).
+   */
+  constructor(
+    private readonly pauseMs: () => number,
+    private readonly afterRead: (nextTickAt: number) => void = () => undefined,
+  ) {}
+
+  /** When the pending tick is due (ms; 0: no socket is paused). */
+  get nextTickAt(): number {
+    return this.timer === undefined ? 0 : this.tickAt;
+  }
 
   /** Paces the socket's reads; returns what undoes it. TLS sockets are left to read as data comes. */
   pace(socket: Socket): () => void {
@@ -58,6 +76,7 @@ export class ReadPacer {
       if (this.timer === undefined) {
         const ms = this.pauseMs();
         if (ms <= 0 || since >= ms) return;
+        this.tickAt = now + ms;
         this.timer = setTimeout(() => this.tick(), ms);
       }
       socket.pause();
@@ -95,6 +114,8 @@ export class ReadPacer {
     const sockets = [...this.paused];
     this.paused.clear();
     for (const socket of sockets) this.resume(socket);
+    // The resumed sockets are read in this turn's poll phase; an immediate runs right after it.
+    setImmediate(() => this.afterRead(this.nextTickAt));
   }
 
   private resume(socket: Socket): void {

@@ -214,6 +214,7 @@ export class GeneratorWorker implements WorkerView {
       maxPending: config.maxPendingKeys,
       holds: (p) => this.leases.held.has(p),
       onShed: (p, since) => this.coverage.dropped(p, since),
+      nextRead: () => this.subscriber?.nextReadAt ?? 0,
     });
     this.leases = new LeaseKeeper({
       scripts,
@@ -264,6 +265,7 @@ export class GeneratorWorker implements WorkerView {
       logger,
       onEvent: (key, event) => this.onEvent(key, event),
       readPause: () => this.writer.listenPause(config.listenPauseMs),
+      afterPausedRead: (nextReadAt) => this.writer.afterPausedRead(nextReadAt),
     });
     this.coverage = new Coverage({
       workerId: this.id,

@@ -4,6 +4,7 @@ import { createServer, connect, type AddressInfo, type Server, type Socket } fro
 import * as tls from 'node:tls';
 import { makeCertificates } from './helpers/tls.js';
 import { ReadPacer } from '../lib/read-pacing.js';
+import { waitFor } from './helpers/redis.js';
 
 /** Sends `count` numbered messages on a connection, one every `everyMs`, then ends it. */
 function streamTo(count: number, everyMs: number): (conn: Socket) => void {
@@ -73,6 +74,38 @@ describe('paced reads (real loopback sockets)', () => {
     for (const g of got) expect(g.text).to.equal(expected(200));
     // Each socket on its own clock would arm a timer a pause each: about twice as many.
     expect(pacer.ticks).to.be.at.most(Math.ceil((Date.now() - started) / pauseMs) + 2);
+  });
+
+  it('after each pause, tells its consumer once what came meanwhile was read, and when the next read is', async () => {
+    server = await sender(100, 2);
+    const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    const pauseMs = 40;
+    let chunks = 0;
+    let text = '';
+    socket.on('data', (d: Buffer) => {
+      chunks++;
+      text += d.toString();
+    });
+    const calls: { chunks: number; ticks: number; nextTickAt: number; pending: number; at: number }[] = [];
+    const pacer: ReadPacer = new ReadPacer(
+      () => pauseMs,
+      (nextTickAt) => calls.push({ chunks, ticks: pacer.ticks, nextTickAt, pending: pacer.nextTickAt, at: Date.now() }),
+    );
+    pacer.pace(socket);
+    await new Promise((resolve) => socket.once('end', resolve));
+    expect(text).to.equal(expected(100));
+    // The last read of the stream ends it, so the tick after it (if any) finds nothing to read.
+    await waitFor(() => pacer.nextTickAt === 0 && calls.length === pacer.ticks, { timeoutMs: 5000, intervalMs: 10, what: 'one call a tick' });
+    expect(calls.length).to.be.at.least(2);
+    const reading = calls.filter((c) => c.nextTickAt > 0);
+    expect(reading.length).to.be.at.least(calls.length - 1);
+    for (const c of reading) {
+      // The first chunk started the first pause, and each tick's read brought one more (the kernel
+      // held 20 messages): told before its tick's read, the consumer would see one chunk fewer.
+      expect(c.chunks).to.be.at.least(c.ticks + 1);
+      expect(c.nextTickAt - c.at).to.be.within(pauseMs - 5, pauseMs);
+      expect(c.pending).to.equal(c.nextTickAt);
+    }
   });
 
   it('does not pause a quiet socket: its next chunk would come after the pause anyway', async () => {

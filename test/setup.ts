@@ -3,7 +3,11 @@
  * whole run, on free loopback ports, stopped again at the end. Tests reach them through
  * helpers/redis.ts and keep apart by a random key prefix each.
  */
+import { config } from 'chai';
 import { startLocalRedis, type LocalRedis } from '../lib/local-redis.js';
+
+// A failure shows whole values: a worker's fatal message cut after 40 characters hides its cause.
+config.truncateThreshold = 0;
 
 let servers: LocalRedis[] = [];
 
