@@ -8,7 +8,6 @@
  */
 import { Queue, Worker, type ConnectionOptions } from 'bullmq';
 import { nanoid } from 'nanoid';
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../lib/config.js';
 import { Keys, TICKET_QUEUE } from '../lib/keys.js';
 import { KeyspaceSubscriber } from '../lib/keyspace-subscriber.js';
@@ -18,13 +17,16 @@ import { Scripts } from '../lib/scripts.js';
 import { ticketFields } from '../lib/sink.js';
 import { keySlot, partitionOfSlot } from '../lib/slots.js';
 import { formatValue } from '../lib/values.js';
+import { benchArgs } from './args.js';
 
-const { values: a } = parseArgs({ options: { url: { type: 'string' }, prefix: { type: 'string' }, watch: { type: 'string' } }, strict: true });
-if (!a.url || !a.prefix || !a.watch) throw new Error('--url, --prefix and --watch are required');
+const { values: a, required } = benchArgs('node loadtest/baseline.js --url URL --prefix P --watch GLOB', { url: { type: 'string' }, prefix: { type: 'string' }, watch: { type: 'string' } });
+const url = required('url', a.url);
+const prefix = required('prefix', a.prefix);
+const watch = required('watch', a.watch);
 
 const logger = createLogger('warn', 'baseline');
-const keys = new Keys(a.prefix);
-const target = await detectTarget(loadConfig({ ...process.env, TG_REDIS_URL: a.url }, []).redis);
+const keys = new Keys(prefix);
+const target = await detectTarget(loadConfig({ ...process.env, TG_REDIS_URL: url }, []).redis);
 const client = connect(target);
 const bull = connect(target, { maxRetriesPerRequest: null, autoPipelining: false });
 const connection = bull as unknown as ConnectionOptions;
@@ -50,7 +52,7 @@ const worker = new Worker<{ k: string; e: string; t: number }>(
 const subscriber = new KeyspaceSubscriber({
   target,
   client,
-  watch: a.watch,
+  watch,
   configureNotifications: false,
   checkNotifications: true,
   evictionPolicy: 'warn',

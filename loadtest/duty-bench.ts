@@ -14,7 +14,6 @@
  *
  * node loadtest/duty-bench.js [--gaps 0,5,50] [--rounds 8] [--batches 100] [--keys 100]
  */
-import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { nanoid } from 'nanoid';
 import { coalesceEntries, type DirtyEntry } from '../lib/coalescer.js';
@@ -24,17 +23,18 @@ import { decodeItem, encodeItems, type TicketJobData } from '../lib/ticket-queue
 import { formatValue } from '../lib/values.js';
 import { mainThreadNs } from './proc.js';
 import { median } from './report.js';
+import { benchArgs } from './args.js';
 
-const { values: a } = parseArgs({ options: { gaps: { type: 'string', default: '0,5,50' }, rounds: { type: 'string', default: '8' }, batches: { type: 'string', default: '100' }, keys: { type: 'string', default: '100' } }, strict: true });
-const whole = (name: string, value: string, min: number, max: number) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name}: '${value}' must be a whole number from ${min} to ${max}`);
-  return n;
-};
-const gaps = [...new Set(a.gaps!.split(',').map((g) => whole('gaps', g, 0, 1000)))];
-const rounds = whole('rounds', a.rounds!, 1, 100);
-const batches = whole('batches', a.batches!, 10, 100000);
-const keyCount = whole('keys', a.keys!, 1, 100000);
+const { values: a, whole, wholeList } = benchArgs('node loadtest/duty-bench.js [--gaps 0,5,50] [--rounds 8] [--batches 100] [--keys 100]', {
+  gaps: { type: 'string', default: '0,5,50' },
+  rounds: { type: 'string', default: '8' },
+  batches: { type: 'string', default: '100' },
+  keys: { type: 'string', default: '100' },
+});
+const gaps = [...new Set(wholeList('gaps', a.gaps, 0, 1000))];
+const rounds = whole('rounds', a.rounds, 1, 100);
+const batches = whole('batches', a.batches, 10, 100000);
+const keyCount = whole('keys', a.keys, 1, 100000);
 
 const keys = Array.from({ length: keyCount }, (_, i) => Buffer.from(`status:${(i * 7919) % 1000003}`));
 const value = Buffer.from('{"state":"ready","since":1764000000}');

@@ -14,7 +14,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../lib/config.js';
 import { Keys } from '../lib/keys.js';
@@ -23,16 +22,18 @@ import { startLocalRedis, type LocalRedis } from '../lib/local-redis.js';
 import { connect, detectTarget, masters } from '../lib/redis.js';
 import { masterCounters, topCalls } from './master-stats.js';
 import { cpuMs, wakeups } from './proc.js';
+import { benchArgs } from './args.js';
 
-const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '3' }, seconds: { type: 'string', default: '10' }, warmup: { type: 'string', default: '30' }, keys: { type: 'string', default: '0' } }, strict: true });
-const count = Number(a.workers);
-const seconds = Number(a.seconds);
-const warmup = Number(a.warmup);
-if (!(warmup >= 0)) throw new Error(`--warmup: '${a.warmup}' must be a number of seconds, 0 or more`);
-if (!Number.isInteger(count) || count < 1) throw new Error(`--workers: '${a.workers}' must be a whole number of at least 1`);
-const keyCount = Number(a.keys);
-if (!Number.isInteger(keyCount) || keyCount < 0) throw new Error(`--keys: '${a.keys}' must be a whole number, 0 or more`);
-if (!(seconds > 0)) throw new Error(`--seconds: '${a.seconds}' must be a positive number`);
+const { values: a, whole } = benchArgs('node loadtest/idle-bench.js [--workers 3] [--seconds 10] [--warmup 30] [--keys 0]', {
+  workers: { type: 'string', default: '3' },
+  seconds: { type: 'string', default: '10' },
+  warmup: { type: 'string', default: '30' },
+  keys: { type: 'string', default: '0' },
+});
+const count = whole('workers', a.workers, 1);
+const seconds = whole('seconds', a.seconds, 1);
+const warmup = whole('warmup', a.warmup, 0);
+const keyCount = whole('keys', a.keys, 0);
 
 const local: LocalRedis | undefined = process.env.TG_REDIS_URL ? undefined : await startLocalRedis({ mode: 'cluster' });
 const url = process.env.TG_REDIS_URL ?? local!.url;

@@ -7,17 +7,16 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../lib/config.js';
 import { Keys } from '../lib/keys.js';
 import { readLeases } from '../lib/lease-keeper.js';
 import { startLocalRedis } from '../lib/local-redis.js';
 import { connect, detectTarget } from '../lib/redis.js';
+import { benchArgs } from './args.js';
 
-const { values: a } = parseArgs({ options: { keys: { type: 'string', default: '1000000' }, runs: { type: 'string', default: '5' } }, strict: true });
-const n = Number(a.keys);
-const runs = Number(a.runs);
-if (!Number.isInteger(n) || n < 1 || !Number.isInteger(runs) || runs < 1) throw new Error('--keys and --runs take whole numbers');
+const { values: a, whole } = benchArgs('node loadtest/info-bench.js [--keys 1000000] [--runs 5]', { keys: { type: 'string', default: '1000000' }, runs: { type: 'string', default: '5' } });
+const n = whole('keys', a.keys, 1);
+const runs = whole('runs', a.runs, 1);
 
 const local = await startLocalRedis({ mode: 'cluster' });
 const redis = connect(await detectTarget(loadConfig({ TG_REDIS_URL: local.url }, []).redis));

@@ -6,9 +6,8 @@
  * those that changed. With --rate R it also runs one paced reconciliation pass at R keys/s
  * and reports its duration and this process's CPU time.
  *
- * node loadtest/repair-bench.js [--keys 100000,1000000] [--rate 2000]
+ * node loadtest/repair-bench.js [--keys 10000,100000] [--rate 0]
  */
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../lib/config.js';
 import { Keys } from '../lib/keys.js';
 import { startLocalRedis, type LocalRedis } from '../lib/local-redis.js';
@@ -16,12 +15,11 @@ import { offlineReconciler, type Reconciler } from '../lib/reconciler.js';
 import { connect, detectTarget } from '../lib/redis.js';
 import { Scripts } from '../lib/scripts.js';
 import { keySlot, partitionOfSlot } from '../lib/slots.js';
+import { benchArgs } from './args.js';
 
-const { values: a } = parseArgs({ options: { keys: { type: 'string', default: '10000,100000' }, rate: { type: 'string' } }, strict: true });
-const sizes = a.keys!.split(',').map(Number);
-if (sizes.some((n) => !Number.isInteger(n) || n < 100)) throw new Error(`--keys: '${a.keys}' must be whole numbers of at least 100, comma-separated`);
-const rate = a.rate === undefined ? 0 : Number(a.rate);
-if (!Number.isInteger(rate) || rate < 0) throw new Error(`--rate: '${a.rate}' must be a whole number of keys per second`);
+const { values: a, whole, wholeList } = benchArgs('node loadtest/repair-bench.js [--keys 10000,100000] [--rate 0]', { keys: { type: 'string', default: '10000,100000' }, rate: { type: 'string', default: '0' } });
+const sizes = wholeList('keys', a.keys, 100);
+const rate = whole('rate', a.rate, 0);
 
 const local: LocalRedis | undefined = process.env.TG_REDIS_URL ? undefined : await startLocalRedis({ mode: 'cluster' });
 const url = process.env.TG_REDIS_URL ?? local!.url;

@@ -48,7 +48,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import type { ConnectionOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../lib/config.js';
@@ -61,39 +60,38 @@ import { connect, detectTarget, masters } from '../lib/redis.js';
 import { masterCounters, topCalls } from './master-stats.js';
 import { cpuMs, wakeups, writeCalls } from './proc.js';
 import { median } from './report.js';
+import { benchArgs } from './args.js';
 
-const { values: a } = parseArgs({ options: { workers: { type: 'string', default: '1,3,6' }, writes: { type: 'string', default: '90000' }, rate: { type: 'string', default: '3000' }, rounds: { type: 'string', default: '1' }, warmup: { type: 'string', default: '0' }, 'per-worker': { type: 'boolean', default: false }, 'worker-cpus': { type: 'string' }, pin: { type: 'string', default: 'all' } }, strict: true });
-const counts = a.workers!.split(',').map(Number);
-if (counts.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--workers: '${a.workers}' must be whole numbers of at least 1, comma-separated`);
-const writes = Number(a.writes);
-const rate = Number(a.rate);
-if (!(writes > 0) || !(rate > 0)) throw new Error('--writes and --rate must be positive numbers');
-const rounds = Number(a.rounds);
-if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new Error(`--rounds: '${a.rounds}' must be a whole number from 1 to 20`);
-
-const warmup = Number(a.warmup);
-if (!Number.isInteger(warmup) || warmup < 0) throw new Error(`--warmup: '${a.warmup}' must be a whole number of writes, 0 or more`);
+const { values: a, fail, whole, wholeList } = benchArgs(
+  'node loadtest/scale-bench.js [--workers 1,3,6] [--writes 90000] [--rate 3000] [--rounds 1] [--warmup 0] [--per-worker] [--worker-cpus LIST [--pin all|first]]',
+  { workers: { type: 'string', default: '1,3,6' }, writes: { type: 'string', default: '90000' }, rate: { type: 'string', default: '3000' }, rounds: { type: 'string', default: '1' }, warmup: { type: 'string', default: '0' }, 'per-worker': { type: 'boolean', default: false }, 'worker-cpus': { type: 'string' }, pin: { type: 'string', default: 'all' } },
+);
+const counts = wholeList('workers', a.workers, 1);
+const writes = whole('writes', a.writes, 1);
+const rate = whole('rate', a.rate, 1);
+const rounds = whole('rounds', a.rounds, 1, 20);
+const warmup = whole('warmup', a.warmup, 0);
 
 /** The CPUs of a taskset list ('1', '0,2', '1-3'). */
 function cpuList(list: string): number[] {
   const cpus = list.split(',').flatMap((part) => {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
-    if (m === null) throw new Error(`--worker-cpus: '${list}' must be CPU numbers or ranges, comma-separated (such as 1 or 0,2-3)`);
+    if (m === null) return fail(`--worker-cpus: '${list}' must be CPU numbers or ranges, comma-separated (such as 1 or 0,2-3)`);
     const [first, last] = [Number(m[1]), Number(m[2] ?? m[1])];
     return Array.from({ length: last - first + 1 }, (_, i) => first + i);
   });
   const cpuCount = availableParallelism();
-  if (cpus.length === 0 || cpus.some((c) => c >= cpuCount)) throw new Error(`--worker-cpus: '${list}' names a CPU this machine does not have (it has 0 to ${cpuCount - 1})`);
+  if (cpus.length === 0 || cpus.some((c) => c >= cpuCount)) fail(`--worker-cpus: '${list}' names a CPU this machine does not have (it has 0 to ${cpuCount - 1})`);
   return cpus;
 }
 
 const workerCpus = a['worker-cpus'] === undefined ? null : cpuList(a['worker-cpus']);
-if (a.pin !== 'all' && a.pin !== 'first') throw new Error(`--pin: '${a.pin}' must be all or first`);
-if (a.pin === 'first' && workerCpus === null) throw new Error('--pin first needs --worker-cpus');
+if (a.pin !== 'all' && a.pin !== 'first') fail(`--pin: '${a.pin}' must be all or first`);
+if (a.pin === 'first' && workerCpus === null) fail('--pin first needs --worker-cpus');
 const pinned = (index: number) => workerCpus !== null && (a.pin === 'all' || index === 0);
 if (workerCpus !== null) {
   const rest = Array.from({ length: availableParallelism() }, (_, i) => i).filter((c) => !workerCpus.includes(c));
-  if (rest.length === 0) throw new Error(`--worker-cpus: '${a['worker-cpus']}' leaves no CPU for the masters and the writer`);
+  if (rest.length === 0) fail(`--worker-cpus: '${a['worker-cpus']}' leaves no CPU for the masters and the writer`);
   // The masters and the writer are this process's children: they inherit its CPUs.
   try {
     execFileSync('taskset', ['-p', '-c', rest.join(','), String(process.pid)], { stdio: 'ignore' });
