@@ -47,11 +47,7 @@ export async function jobCounts(queues: readonly Queue[], ...states: JobType[]):
   return sum;
 }
 
-/**
- * Emits 'sent' (shard index, and a promise of whether the add succeeded) once jobs were sent to a
- * shard: by the time an immediate runs, the add is written on the shard's connection, so a fetch
- * sent then goes right behind it and finds the jobs in the same round trip (lib/ticket-worker.ts).
- */
+/** Emits 'added' (shard index) once jobs were added to a shard. */
 export class TicketQueue extends EventEmitter {
   readonly queues: Queue<TicketJobData>[];
   /** The shard the next job goes to. */
@@ -96,13 +92,9 @@ export class TicketQueue extends EventEmitter {
       byShard.map(async (jobs, i) => {
         const queue = this.queues[i]!;
         if (jobs.length === 0) return;
-        const adding = jobs.length === 1 ? queue.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts) : queue.addBulk(jobs);
-        const added = adding.then(
-          () => true,
-          () => false,
-        );
-        setImmediate(() => this.emit('sent', i, added));
-        await adding;
+        if (jobs.length === 1) await queue.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts);
+        else await queue.addBulk(jobs);
+        this.emit('added', i);
       }),
     );
     this.added += Math.ceil(items.length / perJob);

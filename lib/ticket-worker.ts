@@ -58,7 +58,7 @@ export class TicketWorker extends EventEmitter {
   /** Jobs a shard may run at once, and the fetching loops running per shard. */
   private readonly perShard: number;
   private readonly fetching: number[];
-  private readonly loops = new Set<Promise<number>>();
+  private readonly loops = new Set<Promise<void>>();
   /** Until when every lease renewal looks for jobs, and when the last look was (ms). */
   private lookUntil = 0;
   private lookedAt = 0;
@@ -119,7 +119,7 @@ export class TicketWorker extends EventEmitter {
 
   start(): void {
     for (const worker of this.workers) worker.startStalledCheckTimer().catch((err: unknown) => this.opts.logger.warn('stalled job check not started', { err: String(err) }));
-    this.opts.queue.on('sent', (shard: number, added: Promise<boolean>) => this.takeSent(shard, added));
+    this.opts.queue.on('added', (shard: number) => this.take(shard));
     this.started = true;
   }
 
@@ -144,48 +144,25 @@ export class TicketWorker extends EventEmitter {
     if (now < this.lookUntil || now - this.lookedAt >= LOOK_INTERVAL_MS) this.look();
   }
 
-  /**
-   * This worker sent jobs to the shard: the fetch goes right behind the add, on the same
-   * connection, without waiting for its answer. Should it have found nothing (the add was written
-   * later, as when Redis answered NOSCRIPT and the script was sent again), it fetches again once
-   * the add is in. A fetch that ran jobs went on until none was left, well after the add.
-   */
-  private takeSent(shard: number, added: Promise<boolean>): void {
-    const loop = this.take(shard);
-    if (loop === undefined) return;
-    void Promise.all([added, loop]).then(([ok, ran]) => {
-      if (ok && ran === 0) this.take(shard);
-    });
-  }
-
-  /**
-   * A job was added to the shard (or may wait there): fetch and run jobs until none is left, within
-   * the shard's concurrency; the jobs run (undefined: no fetch started, the shard's running ones will find it).
-   */
-  private take(shard: number): Promise<number> | undefined {
-    if (this.closing || !this.started || this.fetching[shard]! >= this.perShard) return undefined;
+  /** A job was added to the shard (or may wait there): fetch and run jobs until none is left, within the shard's concurrency. */
+  private take(shard: number): void {
+    if (this.closing || !this.started || this.fetching[shard]! >= this.perShard) return;
     this.fetching[shard]!++;
-    const loop: Promise<number> = this.runJobs(shard)
-      .catch((err: unknown) => {
-        this.opts.logger.warn('ticket jobs not fetched', { shard, err: String(err) });
-        return -1;
-      })
+    const loop: Promise<void> = this.runJobs(shard)
+      .catch((err: unknown) => void this.opts.logger.warn('ticket jobs not fetched', { shard, err: String(err) }))
       .finally(() => {
         this.fetching[shard]!--;
         this.loops.delete(loop);
       });
     this.loops.add(loop);
-    return loop;
   }
 
-  private async runJobs(shard: number): Promise<number> {
+  private async runJobs(shard: number): Promise<void> {
     const worker = this.workers[shard]!;
     const token = nanoid();
-    let ran = 0;
     // Completing a job fetches the next one in the same call, as BullMQ's own loop does.
     let job: Job<TicketJobData, number> | void = await worker.getNextJob(token, { block: false });
     while (job) {
-      ran++;
       const running = job;
       const extend = setInterval(() => void running.extendLock(token, this.opts.lockDurationMs).catch(() => undefined), this.opts.lockDurationMs / 2);
       try {
@@ -194,7 +171,6 @@ export class TicketWorker extends EventEmitter {
         clearInterval(extend);
       }
     }
-    return ran;
   }
 
   /** Stops taking jobs and waits for the active ones. */

@@ -90,24 +90,6 @@ describe('ticket jobs (cluster)', function () {
       expect(tickets.made).to.equal(1);
     });
 
-    it('fetches again once its own add is in, when the fetch sent behind the add found nothing', async () => {
-      const prefix = randomPrefix();
-      const written: Ticket[] = [];
-      const { queue, keys } = ticketWorker(prefix, { indexes: false, write: async (t) => void written.push(...t) });
-      // Told of an add that is not written yet (as when Redis answered NOSCRIPT and the script went
-      // again after the fetch): the fetch finds nothing, and nothing else looks.
-      let added!: (ok: boolean) => void;
-      queue.emit('sent', 0, new Promise<boolean>((resolve) => (added = resolve)));
-      // The fetch went in this turn of the event loop; a command on the shard's connection after it
-      // is answered after it.
-      await new Promise((resolve) => setImmediate(resolve));
-      await bull.exists(`${keys.queuePrefix(queueShardTags(1)[0]!)}:${TICKET_QUEUE}:meta`);
-      await queue.queues[0]!.add('tickets', { items: encodeItems([{ key: Buffer.from(`${prefix}-k:late`), event: 'set', at: Date.now(), seq: '1-0' }]) }, { attempts: 5 });
-      expect(written).to.have.length(0);
-      added(true);
-      await waitFor(() => written.length === 1, { timeoutMs: 10000, what: 'the ticket of the job added after the fetch' });
-    });
-
     it('looks at every lease renewal for a while after a member came or went', async () => {
       const prefix = randomPrefix();
       const written: Ticket[] = [];
