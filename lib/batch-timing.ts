@@ -33,9 +33,13 @@ export interface BatchState {
 
 /** Ms until the waiting keys go. */
 export function batchDelay(t: BatchTiming, s: BatchState): number {
-  const floor = s.lastBatch + t.intervalMs - s.now;
-  if (s.waiting >= t.batchKeys) return Math.max(0, floor);
-  return Math.max(0, floor, s.waitingSince + t.maxWaitMs - s.now);
+  const floor = intervalLeft(t, s);
+  return s.waiting >= t.batchKeys ? floor : Math.max(floor, s.waitingSince + t.maxWaitMs - s.now);
+}
+
+/** Ms until `intervalMs` since the last batch is over: the soonest the next one may go. */
+export function intervalLeft(t: BatchTiming, s: BatchState): number {
+  return Math.max(0, s.lastBatch + t.intervalMs - s.now);
 }
 
 /**

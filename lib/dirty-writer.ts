@@ -10,7 +10,7 @@
  * keys, the held partition with the most waiting keys is dropped from memory and handed to an
  * exact repair, which finds its changes in Redis itself once Redis takes writes again.
  */
-import { batchDelay, flushAfterRead, readPause, type BatchState, type BatchTiming } from './batch-timing.js';
+import { batchDelay, flushAfterRead, intervalLeft, readPause, type BatchState, type BatchTiming } from './batch-timing.js';
 import { Coalescer, type DirtyEntry, type DirtyKey } from './coalescer.js';
 import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
@@ -119,9 +119,10 @@ export class DirtyWriter {
    * due while it was pending; else they keep their timer.
    */
   afterPausedRead(nextReadAt: number, now = Date.now()): void {
-    if (!this.dueWithRead && !(nextReadAt > 0 && flushAfterRead(this.opts.timing, this.state(now), nextReadAt))) return;
+    const state = this.state(now);
+    if (!this.dueWithRead && !(nextReadAt > 0 && flushAfterRead(this.opts.timing, state, nextReadAt))) return;
     this.dueWithRead = true;
-    if (!this.flushing && now >= this.lastFlush + this.opts.timing.intervalMs) this.flushNow();
+    if (!this.flushing && intervalLeft(this.opts.timing, state) === 0) this.flushNow();
     else this.schedule();
   }
 
@@ -145,8 +146,8 @@ export class DirtyWriter {
   private schedule(atLeastMs = 0): void {
     if (this.flushing || this.pending.size === 0) return;
     const now = Date.now();
-    const { timing } = this.opts;
-    const due = this.dueWithRead ? Math.max(0, this.lastFlush + timing.intervalMs - now) : batchDelay(timing, this.state(now));
+    const state = this.state(now);
+    const due = this.dueWithRead ? intervalLeft(this.opts.timing, state) : batchDelay(this.opts.timing, state);
     const delay = Math.max(atLeastMs, due);
     if (this.timer) {
       if (now + delay >= this.timerDue) return;
