@@ -1,6 +1,6 @@
 /**
- * The benchmarks' command lines: an unknown option or a bad value ends the run with a message
- * naming it and the usage line (exit 2), not a stack trace; --help prints the usage (exit 0).
+ * The load test's and the benchmarks' command lines: an unknown option or a bad value ends the run
+ * with a message naming it and the usage (exit 2), not a stack trace; --help prints the usage (exit 0).
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
@@ -33,9 +33,15 @@ export function benchArgs<O extends Options>(usage: string, options: O) {
     }
     return n;
   };
+  /** `value` of option `name` as a number (fractions allowed) of at least `min`. */
+  const number = (name: string, value: string | undefined, min: number): number => {
+    const n = Number(value);
+    if (value === undefined || value.trim() === '' || !Number.isFinite(n) || n < min) fail(`--${name}: '${value ?? ''}' must be a number of at least ${min}`);
+    return n;
+  };
   /** `value` of option `name` as a comma-separated list of whole numbers from `min` to `max`. */
   const wholeList = (name: string, value: string, min: number, max = Number.MAX_SAFE_INTEGER): number[] => value.split(',').map((v) => whole(name, v, min, max));
   /** `value` of option `name`, which must be given. */
   const required = (name: string, value: string | undefined): string => (value === undefined || value === '' ? fail(`--${name} is required`) : value);
-  return { values: values!, fail, whole, wholeList, required };
+  return { values: values!, fail, whole, number, wholeList, required };
 }

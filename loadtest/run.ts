@@ -12,7 +12,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { loadConfig } from '../lib/config.js';
 import type { ClusterEvent } from '../lib/events.js';
 import { Keys } from '../lib/keys.js';
@@ -28,7 +28,7 @@ import { html, loadChartLibrary, percentiles, table, type Report, type Sample, t
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 
-const USAGE = `usage: npm run loadtest -- [options]
+const USAGE = `npm run loadtest -- [options]
   --workers N           workers started as child processes (3)
   --chaos MODE          sigint | sigkill | none: signal a random worker every --interval and start a replacement (sigint);
                         failover: kill -9 the master of a random slot every --interval (embedded cluster with a replica
@@ -50,77 +50,39 @@ const USAGE = `usage: npm run loadtest -- [options]
   --out DIR             where reports go (loadtest/reports)
 Uses TG_REDIS_URL when set, else starts a local 3-master cluster on free loopback ports.`;
 
-let a: ReturnType<typeof parse>;
-function parse() {
-  return parseArgs({
-    options: {
-      workers: { type: 'string', default: '3' },
-      chaos: { type: 'string', default: 'sigint' },
-      interval: { type: 'string', default: '8' },
-      rate: { type: 'string', default: '1000' },
-      duration: { type: 'string', default: '45' },
-      keys: { type: 'string', default: '2000' },
-      'value-size': { type: 'string', default: '32' },
-      writes: { type: 'string' },
-      'max-loss': { type: 'string', default: '0' },
-      'settle-timeout': { type: 'string', default: '120' },
-      baseline: { type: 'boolean', default: false },
-      external: { type: 'boolean', default: false },
-      flood: { type: 'boolean', default: false },
-      prefix: { type: 'string' },
-      'verify-only': { type: 'string' },
-      out: { type: 'string', default: here('./reports') },
-      help: { type: 'boolean', default: false },
-    },
-    strict: true,
-  }).values;
-}
-try {
-  a = parse();
-} catch (err) {
-  process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
-  process.exit(2);
-}
-if (a.help) {
-  process.stdout.write(`${USAGE}\n`);
-  process.exit(0);
-}
+const { values: a, fail, whole, number } = benchArgs(USAGE, {
+  workers: { type: 'string', default: '3' },
+  chaos: { type: 'string', default: 'sigint' },
+  interval: { type: 'string', default: '8' },
+  rate: { type: 'string', default: '1000' },
+  duration: { type: 'string', default: '45' },
+  keys: { type: 'string', default: '2000' },
+  'value-size': { type: 'string', default: '32' },
+  writes: { type: 'string' },
+  'max-loss': { type: 'string', default: '0' },
+  'settle-timeout': { type: 'string', default: '120' },
+  baseline: { type: 'boolean', default: false },
+  external: { type: 'boolean', default: false },
+  flood: { type: 'boolean', default: false },
+  prefix: { type: 'string' },
+  'verify-only': { type: 'string' },
+  out: { type: 'string', default: here('./reports') },
+});
 
-function number(name: keyof typeof a, min: number): number {
-  const n = Number(a[name]);
-  if (!Number.isFinite(n) || n < min) {
-    process.stderr.write(`--${name}: '${String(a[name])}' must be a number of at least ${min}\n`);
-    process.exit(2);
-  }
-  return n;
-}
-
-const workerCount = number('workers', 1);
-const chaos = a.chaos!;
-if (!['sigint', 'sigkill', 'none', 'failover'].includes(chaos)) {
-  process.stderr.write(`--chaos: '${chaos}' must be sigint, sigkill, none or failover\n`);
-  process.exit(2);
-}
-if (chaos === 'failover' && process.env.TG_REDIS_URL) {
-  process.stderr.write('--chaos failover kills Redis masters: it runs only on the embedded cluster (unset TG_REDIS_URL)\n');
-  process.exit(2);
-}
-const intervalMs = number('interval', 1) * 1000;
-const rate = number('rate', 1);
-const durationMs = number('duration', 1) * 1000;
-const keyCount = number('keys', 1);
-const valueSize = number('value-size', 1);
-const maxLoss = number('max-loss', 0);
-const settleMs = number('settle-timeout', 1) * 1000;
-const writes = a.writes === undefined ? undefined : number('writes', 1);
-if (a.external && !a.prefix) {
-  process.stderr.write('--external needs --prefix (the TG_PREFIX of the running workers)\n');
-  process.exit(2);
-}
-if (a.prefix !== undefined && !/^[A-Za-z0-9_.-]+$/.test(a.prefix)) {
-  process.stderr.write(`--prefix: '${a.prefix}' must be letters, digits, '_', '.' or '-'\n`);
-  process.exit(2);
-}
+const workerCount = whole('workers', a.workers, 1);
+const chaos = a.chaos;
+if (!['sigint', 'sigkill', 'none', 'failover'].includes(chaos)) fail(`--chaos: '${chaos}' must be sigint, sigkill, none or failover`);
+if (chaos === 'failover' && process.env.TG_REDIS_URL) fail('--chaos failover kills Redis masters: it runs only on the embedded cluster (unset TG_REDIS_URL)');
+const intervalMs = number('interval', a.interval, 1) * 1000;
+const rate = whole('rate', a.rate, 1);
+const durationMs = number('duration', a.duration, 1) * 1000;
+const keyCount = whole('keys', a.keys, 1);
+const valueSize = whole('value-size', a['value-size'], 1);
+const maxLoss = number('max-loss', a['max-loss'], 0);
+const settleMs = number('settle-timeout', a['settle-timeout'], 1) * 1000;
+const writes = a.writes === undefined ? undefined : whole('writes', a.writes, 1);
+if (a.external && !a.prefix) fail('--external needs --prefix (the TG_PREFIX of the running workers)');
+if (a.prefix !== undefined && !/^[A-Za-z0-9_.-]+$/.test(a.prefix)) fail(`--prefix: '${a.prefix}' must be letters, digits, '_', '.' or '-'`);
 const partitions = Number(process.env.TG_PARTITIONS ?? 271);
 /** The workers' ticket queue shards, as they read TG_QUEUE_SHARDS. */
 const queueTags = queueShardTags(loadConfig(process.env, []).queueShards);

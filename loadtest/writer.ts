@@ -3,50 +3,42 @@
  * controller: writes a bounded mix of sets, hash writes, deletes and expiries at a steady
  * rate for a bounded time, then writes the final state of every key as JSON.
  *
- * node loadtest/writer.js --url URL --prefix P --rate N --duration-ms MS --keys K --value-size B --out FILE
+ * node loadtest/writer.js --url URL --prefix P --out FILE [--rate N] [--duration-ms MS] [--keys K] [--value-size B] [--writes N] [--tolerate-failures]
  */
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../lib/config.js';
 import { connect, detectTarget } from '../lib/redis.js';
+import { benchArgs } from './args.js';
 import type { FinalState, WriterResult } from './expectations.js';
 
-const { values: a } = parseArgs({
-  options: {
-    url: { type: 'string' },
-    prefix: { type: 'string' },
-    rate: { type: 'string', default: '1000' },
-    'duration-ms': { type: 'string', default: '10000' },
-    keys: { type: 'string', default: '2000' },
-    'value-size': { type: 'string', default: '32' },
-    writes: { type: 'string' },
-    out: { type: 'string' },
-    // Under failover chaos writes fail while a replica takes over; Redis, not this file, then says what is final.
-    'tolerate-failures': { type: 'boolean', default: false },
-  },
-  strict: true,
+const { values: a, whole, number, required } = benchArgs('node loadtest/writer.js --url URL --prefix P --out FILE [--rate 1000] [--duration-ms 10000] [--keys 2000] [--value-size 32] [--writes N] [--tolerate-failures]', {
+  url: { type: 'string' },
+  prefix: { type: 'string' },
+  rate: { type: 'string', default: '1000' },
+  'duration-ms': { type: 'string', default: '10000' },
+  keys: { type: 'string', default: '2000' },
+  'value-size': { type: 'string', default: '32' },
+  writes: { type: 'string' },
+  out: { type: 'string' },
+  // Under failover chaos writes fail while a replica takes over; Redis, not this file, then says what is final.
+  'tolerate-failures': { type: 'boolean', default: false },
 });
 
-function num(name: keyof typeof a): number {
-  const n = Number(a[name]);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name}: '${String(a[name])}' is not a positive number`);
-  return n;
-}
-
-if (!a.url || !a.prefix || !a.out) throw new Error('--url, --prefix and --out are required');
-const rate = num('rate');
-const durationMs = num('duration-ms');
-const keyCount = num('keys');
-const valueSize = num('value-size');
-const maxWrites = a.writes === undefined ? Math.round((rate * durationMs) / 1000) : num('writes');
-const prefix = a.prefix;
+const url = required('url', a.url);
+const out = required('out', a.out);
+const rate = whole('rate', a.rate, 1);
+const durationMs = number('duration-ms', a['duration-ms'], 1);
+const keyCount = whole('keys', a.keys, 1);
+const valueSize = whole('value-size', a['value-size'], 1);
+const maxWrites = a.writes === undefined ? Math.round((rate * durationMs) / 1000) : whole('writes', a.writes, 1);
+const prefix = required('prefix', a.prefix);
 
 /** Every tenth key carries a hash tag so several keys share a slot, as real data often does. */
 function keyName(i: number): string {
   return i % 10 === 0 ? `${prefix}-k:{grp${i % 70}}:${i}` : `${prefix}-k:${i}`;
 }
 
-const target = await detectTarget(loadConfig({ ...process.env, TG_REDIS_URL: a.url }, []).redis);
+const target = await detectTarget(loadConfig({ ...process.env, TG_REDIS_URL: url }, []).redis);
 // Without auto-pipelining every command reaches its node in the order it was issued, so the
 // final state recorded here is the one Redis holds (a MULTI would otherwise overtake a queued SET).
 const redis = connect(target, { autoPipelining: false });
@@ -108,7 +100,7 @@ await Promise.all(inFlight);
 clearInterval(progress);
 process.stdout.write(`${JSON.stringify({ writes })}\n`);
 const result: WriterResult = { prefix, writes, startedAt, endedAt: Date.now(), keys };
-writeFileSync(a.out, JSON.stringify(result));
+writeFileSync(out, JSON.stringify(result));
 await redis.quit();
 if (failures > 0) {
   process.stderr.write(`${failures} writes failed\n`);
