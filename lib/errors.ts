@@ -74,12 +74,21 @@ export class NotificationsUncheckedError extends Error {
   }
 }
 
-/** The project's Redis cannot be reached at start. */
+/**
+ * The project's Redis cannot be used at start: no seed can be reached, or (`clusterDown`) the
+ * seeds that answer say their Redis Cluster is down, so that every command would fail with
+ * CLUSTERDOWN until the failing master is back or a replica took over.
+ */
 export class RedisUnavailableError extends Error {
   override readonly name = 'RedisUnavailableError';
-  constructor(readonly url: string, cause: unknown) {
+  constructor(
+    readonly url: string,
+    cause: unknown,
+    readonly clusterDown = false,
+  ) {
     const hint = TLS_HINTS[(cause as NodeJS.ErrnoException | undefined)?.code ?? ''];
-    super(`cannot reach Redis at ${url} (TG_REDIS_URL): ${cause instanceof Error ? cause.message : String(cause)}${hint ? ` (${hint})` : ''}`);
+    const why = `${cause instanceof Error ? cause.message : String(cause)}${hint ? ` (${hint})` : ''}`;
+    super(clusterDown ? `the Redis Cluster at ${url} (TG_REDIS_URL) is down: ${why}` : `cannot reach Redis at ${url} (TG_REDIS_URL): ${why}`);
   }
 }
 

@@ -34,40 +34,63 @@ export function nodeOptions(settings: RedisSettings, extra: RedisOptions = {}): 
   };
 }
 
-/** Probes the first reachable seed: `cluster_enabled:1` means a cluster. */
-export async function detectTarget(settings: RedisSettings): Promise<RedisTarget> {
+/**
+ * Probes the first reachable seed: `cluster_enabled:1` means a cluster. With `up`, a seed whose
+ * cluster says it is down (`cluster_state` other than ok) does not count as reachable.
+ */
+export async function detectTarget(settings: RedisSettings, opts: { up?: boolean } = {}): Promise<RedisTarget> {
   let lastError: unknown;
+  let down = false;
   for (const seed of settings.seeds) {
-    const probe = new Redis({ ...nodeOptions(settings), host: seed.host, port: seed.port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 5000 });
+    // A seed whose process is stalled still accepts connections: its answers are waited for 5 s, not forever.
+    const probe = new Redis({ ...nodeOptions(settings), host: seed.host, port: seed.port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 5000, commandTimeout: 5000 });
     // A failed TLS handshake only reaches the 'error' event; connect() then says "Connection is closed".
     let socketError: unknown;
     probe.on('error', (err: unknown) => (socketError ??= err));
     try {
       await probe.connect();
-      const info = await probe.info('cluster');
-      return { settings, cluster: /cluster_enabled:1/.test(info) };
+      const cluster = /cluster_enabled:1/.test(await probe.info('cluster'));
+      const state = cluster && opts.up ? await clusterState(probe) : 'ok';
+      if (state === 'ok') return { settings, cluster };
+      down = true;
+      lastError = new Error(`cluster_state:${state} at ${seed.host}:${seed.port}`);
     } catch (err) {
-      lastError = socketError ?? err;
+      if (!down) lastError = socketError ?? err;
     } finally {
       probe.disconnect();
     }
   }
-  throw new RedisUnavailableError(settings.display, lastError);
+  throw new RedisUnavailableError(settings.display, lastError, down);
+}
+
+/**
+ * `cluster_state` as a node sees it; ok where it does not say (a user denied CLUSTER INFO, a
+ * server that does not report it): the commands themselves will tell then.
+ */
+async function clusterState(node: Redis): Promise<string> {
+  try {
+    return /cluster_state:(\w+)/.exec(String(await node.cluster('INFO')))?.[1] ?? 'ok';
+  } catch (err) {
+    if (String(err).includes('NOPERM')) return 'ok';
+    throw err;
+  }
 }
 
 /**
  * Waits for the first reachable seed, with backoff, up to the deadline (a starting worker);
- * `signal` ends the wait at once (a stop asked for meanwhile), rejecting with its reason.
+ * `signal` ends the wait at once (a stop asked for meanwhile), rejecting with its reason. A cluster
+ * that says it is down is waited for the same way: a worker started during a failover would
+ * otherwise die on its first command.
  */
 export async function waitForTarget(settings: RedisSettings, timeoutMs: number, logger: Logger, signal?: AbortSignal): Promise<RedisTarget> {
   const deadline = Date.now() + timeoutMs;
   for (let attempt = 0; ; attempt++) {
     signal?.throwIfAborted();
     try {
-      return await detectTarget(settings);
+      return await detectTarget(settings, { up: true });
     } catch (err) {
       if (!(err instanceof RedisUnavailableError) || Date.now() >= deadline) throw err;
-      logger.warn('Redis unreachable; retrying', { url: settings.display, err: err.message });
+      logger.warn(err.clusterDown ? 'Redis Cluster down; retrying' : 'Redis unreachable; retrying', { url: settings.display, err: err.message });
       // An aborted pause rejects with a generic AbortError: the signal's own reason is what callers know.
       await setTimeout(Math.min(backoff(attempt), Math.max(0, deadline - Date.now())), undefined, { signal }).catch(() => signal?.throwIfAborted());
     }
