@@ -14,6 +14,7 @@
  * TG_PARTITIONS, or the same --flags).
  */
 import { clusterInfo, lookupKey, slotRanges } from '../lib/cluster-info.js';
+import { setTimeout } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { loadConfig, settingOptions } from '../lib/config.js';
 import { ConfigError, RedisUnavailableError } from '../lib/errors.js';
@@ -34,6 +35,9 @@ const USAGE = `usage: tg <command> [--json] [--redis-url URL] [--prefix P] [--pa
                     one pass comparing Redis with the ticket index (what differs after
                     TG_RECONCILE_GRACE_MS); read-only unless --repair, which appends what
                     differs to the dirty streams for the owners to ticket`;
+
+/** Longest wait for one answer of Redis: a stalled master would otherwise hang every command that needs it. */
+const ANSWER_TIMEOUT_MS = 10_000;
 
 // A reader that stops early (| head) is no error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : 1));
@@ -82,13 +86,20 @@ if (onlyPartition !== undefined) {
 
 let target;
 try {
-  target = await detectTarget(config.redis);
+  // A cluster that says it is down answers nothing but CLUSTERDOWN: say so, and which masters it marks failing.
+  target = await detectTarget(config.redis, { up: true });
 } catch (err) {
   if (err instanceof RedisUnavailableError) fail(err.message, 1);
   throw err;
 }
-const client: RedisClient = connect(target);
+const client: RedisClient = connect(target, { commandTimeoutMs: ANSWER_TIMEOUT_MS });
 client.on('error', () => undefined);
+const noAnswer = `Redis did not answer within ${ANSWER_TIMEOUT_MS / 1000} s (a master stalled, failing or unreachable)`;
+// A cluster client holds its commands, with no timeout, until the cluster says it is up.
+if (client.status !== 'ready') {
+  const ready = await Promise.race([new Promise<boolean>((resolve) => client.once('ready', () => resolve(true))), setTimeout(ANSWER_TIMEOUT_MS, false, { ref: false })]);
+  if (!ready) fail(noAnswer, 1);
+}
 
 const ms = (v: number | null) => (v === null ? '-' : v < 10000 ? `${v} ms` : `${(v / 1000).toFixed(0)} s`);
 const pad = (rows: string[][]) => {
@@ -176,5 +187,6 @@ try {
   }
   await client.quit();
 } catch (err) {
-  fail(err instanceof Error ? err.message : String(err), 1);
+  const message = err instanceof Error ? err.message : String(err);
+  fail(message === 'Command timed out' ? noAnswer : message, 1);
 }

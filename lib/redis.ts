@@ -34,6 +34,9 @@ export function nodeOptions(settings: RedisSettings, extra: RedisOptions = {}): 
   };
 }
 
+/** Longest wait for a seed's answer at start: a stalled process still takes connections. */
+const PROBE_TIMEOUT_MS = 5000;
+
 /**
  * Probes the first reachable seed: `cluster_enabled:1` means a cluster. With `up`, a seed whose
  * cluster says it is down (`cluster_state` other than ok) does not count as reachable.
@@ -42,20 +45,22 @@ export async function detectTarget(settings: RedisSettings, opts: { up?: boolean
   let lastError: unknown;
   let down = false;
   for (const seed of settings.seeds) {
-    // A seed whose process is stalled still accepts connections: its answers are waited for 5 s, not forever.
-    const probe = new Redis({ ...nodeOptions(settings), host: seed.host, port: seed.port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 5000, commandTimeout: 5000 });
+    // Nothing is asked before INFO: ioredis's client info and ready check would each wait for a stalled seed.
+    const probe = new Redis({ ...nodeOptions(settings), host: seed.host, port: seed.port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: PROBE_TIMEOUT_MS, commandTimeout: PROBE_TIMEOUT_MS, enableReadyCheck: false, disableClientInfo: true });
     // A failed TLS handshake only reaches the 'error' event; connect() then says "Connection is closed".
     let socketError: unknown;
     probe.on('error', (err: unknown) => (socketError ??= err));
     try {
       await probe.connect();
       const cluster = /cluster_enabled:1/.test(await probe.info('cluster'));
-      const state = cluster && opts.up ? await clusterState(probe) : 'ok';
-      if (state === 'ok') return { settings, cluster };
+      const health = cluster && opts.up ? await clusterHealth(probe) : { state: 'ok', failing: [] };
+      if (health.state === 'ok') return { settings, cluster };
       down = true;
-      lastError = new Error(`cluster_state:${state} at ${seed.host}:${seed.port}`);
+      const failing = health.failing.length > 0 ? `; marked failing: ${health.failing.join(', ')}` : '';
+      lastError = new Error(`cluster_state:${health.state} at ${seed.host}:${seed.port}${failing}`);
     } catch (err) {
-      if (!down) lastError = socketError ?? err;
+      const silent = err instanceof Error && err.message === 'Command timed out';
+      if (!down) lastError = socketError ?? (silent ? new Error(`${seed.host}:${seed.port} took the connection but did not answer within ${PROBE_TIMEOUT_MS / 1000} s`) : err);
     } finally {
       probe.disconnect();
     }
@@ -64,16 +69,27 @@ export async function detectTarget(settings: RedisSettings, opts: { up?: boolean
 }
 
 /**
- * `cluster_state` as a node sees it; ok where it does not say (a user denied CLUSTER INFO, a
- * server that does not report it): the commands themselves will tell then.
+ * `cluster_state` as a node sees it, and the nodes it flags failing (`fail`, or `fail?` while it
+ * alone suspects them), as `host:port (role)`. Ok where it does not say (a user denied CLUSTER
+ * INFO, a server that does not report it): the commands themselves will tell then.
  */
-async function clusterState(node: Redis): Promise<string> {
+async function clusterHealth(node: Redis): Promise<{ state: string; failing: string[] }> {
+  let state: string;
   try {
-    return /cluster_state:(\w+)/.exec(String(await node.cluster('INFO')))?.[1] ?? 'ok';
+    state = /cluster_state:(\w+)/.exec(String(await node.cluster('INFO')))?.[1] ?? 'ok';
   } catch (err) {
-    if (String(err).includes('NOPERM')) return 'ok';
+    if (String(err).includes('NOPERM')) return { state: 'ok', failing: [] };
     throw err;
   }
+  if (state === 'ok') return { state, failing: [] };
+  const lines = String(await node.cluster('NODES').catch(() => '')).trim().split('\n');
+  const failing = lines.flatMap((line) => {
+    const [, address, flags] = line.split(' ');
+    const set = (flags ?? '').split(',');
+    if (!address || !(set.includes('fail') || set.includes('fail?'))) return [];
+    return [`${address.split('@')[0]} (${set.includes('master') ? 'master' : 'replica'}${set.includes('fail?') ? ', suspected' : ''})`];
+  });
+  return { state, failing };
 }
 
 /**
@@ -109,6 +125,8 @@ export interface ConnectOptions {
    * client a worker doing it is enough.
    */
   periodicSlotsRefresh?: boolean;
+  /** A command not answered within this many ms fails (ioredis waits for ever by default: a stalled master would hang the caller). */
+  commandTimeoutMs?: number;
 }
 
 /**
@@ -185,6 +203,7 @@ export function connect(target: RedisTarget, opts: ConnectOptions = {}): RedisCl
   const base = nodeOptions(target.settings, {
     maxRetriesPerRequest: opts.maxRetriesPerRequest === undefined ? 20 : opts.maxRetriesPerRequest,
     connectionName: opts.connectionName,
+    commandTimeout: opts.commandTimeoutMs,
   });
   if (target.cluster) {
     const options: ClusterOptions = {
