@@ -94,7 +94,8 @@ export class LeaseKeeper extends EventEmitter {
     const renewed = (partition: number, lease: HeldLease, at: number | null) => {
       if (this.held.get(partition) !== lease) return;
       if (at === null) this.drop(partition, 'superseded');
-      else lease.deadline = this.deadlineFrom(sentAt);
+      // An answer may come after a later round's (its node stalled): it never shortens the lease.
+      else lease.deadline = Math.max(lease.deadline, this.deadlineFrom(sentAt));
     };
     const one = async ([partition, lease]: [number, HeldLease]) => {
       try {
@@ -103,7 +104,7 @@ export class LeaseKeeper extends EventEmitter {
         if (++failed === 1) logger.warn('lease renewal failed', { partition, err: String(err) });
       }
     };
-    await Promise.all(
+    const nodes = Promise.all(
       [...groupBy(this.held, ([partition]) => nodeOf(partition)).values()].map(async (group) => {
         let replies: (number | null)[];
         try {
@@ -115,6 +116,13 @@ export class LeaseKeeper extends EventEmitter {
         group.forEach(([partition, lease], i) => renewed(partition, lease, replies[i]!));
       }),
     );
+    // A node that does not answer (a stopped or overloaded master) must not hold up the leases the
+    // others serve, nor the check below: the round ends after a renewal interval, and the leases it
+    // did not renew lapse like any other (a late answer still counts).
+    let timer: NodeJS.Timeout | undefined;
+    const answered = await Promise.race([nodes.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), this.opts.renewIntervalMs)))]);
+    clearTimeout(timer);
+    if (!answered) logger.warn('lease renewal: a Redis node did not answer within the renewal interval; renewing the others', { held: this.held.size });
     if (this.held.size > 0) this.emit('renewed', performance.now() - sentAt);
     const now = performance.now();
     for (const [partition, lease] of this.held) if (now >= lease.deadline) this.drop(partition, 'expired');

@@ -32,7 +32,9 @@ const USAGE = `npm run loadtest -- [options]
   --workers N           workers started as child processes (3)
   --chaos MODE          sigint | sigkill | none: signal a random worker every --interval and start a replacement (sigint);
                         failover: kill -9 the master of a random slot every --interval (embedded cluster with a replica
-                        per master), and start it again as a replica once its replica took over
+                        per master), and start it again as a replica once its replica took over;
+                        stall: stop a random master (SIGSTOP) for 4 s every --interval, so that the cluster says it is
+                        down and the leases it holds expire, then let it go on (SIGCONT) (embedded cluster)
   --flood               write the load with redis-cli --pipe at full speed (--writes commands over --keys keys, SET with
                         unique values, 1 in 40 a DEL) instead of the paced writer
   --interval S          seconds between signals (8)
@@ -71,8 +73,10 @@ const { values: a, fail, whole, number } = benchArgs(USAGE, {
 
 const workerCount = whole('workers', a.workers, 1);
 const chaos = a.chaos;
-if (!['sigint', 'sigkill', 'none', 'failover'].includes(chaos)) fail(`--chaos: '${chaos}' must be sigint, sigkill, none or failover`);
-if (chaos === 'failover' && process.env.TG_REDIS_URL) fail('--chaos failover kills Redis masters: it runs only on the embedded cluster (unset TG_REDIS_URL)');
+if (!['sigint', 'sigkill', 'none', 'failover', 'stall'].includes(chaos)) fail(`--chaos: '${chaos}' must be sigint, sigkill, none, failover or stall`);
+if ((chaos === 'failover' || chaos === 'stall') && process.env.TG_REDIS_URL) fail(`--chaos ${chaos} signals Redis masters: it runs only on the embedded cluster (unset TG_REDIS_URL)`);
+/** Whether the chaos makes Redis refuse or lose writes: then Redis itself, not the writer, says what is final. */
+const redisChaos = chaos === 'failover' || chaos === 'stall';
 const intervalMs = number('interval', a.interval, 1) * 1000;
 const rate = whole('rate', a.rate, 1);
 const durationMs = number('duration', a.duration, 1) * 1000;
@@ -125,6 +129,8 @@ function startWorker(url: string, prefix: string): ChildProcess {
 
 async function stopAll(): Promise<void> {
   stopping = true;
+  // A stopped master would not stop on SIGTERM.
+  if (stalled !== undefined) process.kill(stalled, 'SIGCONT');
   await Promise.all(
     started
       .filter((c) => c.exitCode === null && c.signalCode === null)
@@ -147,7 +153,7 @@ process.once('SIGINT', () => {
 function startWriter(url: string, prefix: string, outFile: string, onProgress: (n: number) => void): Promise<WriterResult> {
   const args = ['--url', url, '--prefix', prefix, '--rate', String(rate), '--duration-ms', String(durationMs), '--keys', String(keyCount), '--value-size', String(valueSize), '--out', outFile];
   if (writes !== undefined) args.push('--writes', String(writes));
-  if (chaos === 'failover') args.push('--tolerate-failures');
+  if (redisChaos) args.push('--tolerate-failures');
   const writer = spawn(process.execPath, [here('./writer.js'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   started.push(writer);
   createInterface({ input: writer.stdout! }).on('line', (line) => {
@@ -323,6 +329,30 @@ function failoverTick(): void {
     .finally(() => (failingOver = false));
 }
 
+/** How long --chaos stall stops a master: past the cluster's node timeout (2 s) and the lease TTL (3 s). */
+const STALL_MS = 4000;
+
+/** Stops the master of a random slot with SIGSTOP for STALL_MS, then lets it go on; one at a time. */
+let stalled: number | undefined;
+function stallTick(): void {
+  if (stalled !== undefined || !local) return;
+  const slot = Math.floor(Math.random() * 16384);
+  void local
+    .masterOf(slot)
+    .then((victim) => {
+      if (victim.pid === undefined || stopping) return;
+      const pid = (stalled = victim.pid);
+      signals.push({ t: (Date.now() - loadStart) / 1000, signal: 'SIGSTOP master', pid });
+      process.kill(pid, 'SIGSTOP');
+      setTimeout(() => {
+        process.kill(pid, 'SIGCONT');
+        stalled = undefined;
+        log(`master ${victim.port} went on after ${STALL_MS / 1000} s stopped`);
+      }, STALL_MS);
+    })
+    .catch((err: unknown) => log(`stall chaos: ${String(err)}`));
+}
+
 const floodKeysOf = (prefix: string) => Array.from({ length: keyCount }, (_, i) => `${prefix}-k:${i}`);
 
 /** The --flood load for a prefix: redis-cli --pipe on every master at full speed. */
@@ -413,7 +443,9 @@ try {
       ? undefined
       : chaos === 'failover'
         ? failoverTick
-        : () => {
+        : chaos === 'stall'
+          ? stallTick
+          : () => {
           const alive = [...workers.keys()];
           const victim = alive[Math.floor(Math.random() * alive.length)];
           if (!victim) return;
@@ -449,8 +481,8 @@ try {
   const phase = await loadPhase(url, prefix, monitor, reports, chaosTick, a.flood ? floodLoad : undefined);
   log(`wrote ${phase.result.writes} changes to ${a.flood ? floodKeys.length : Object.keys(phase.result.keys).length} keys; waiting for the tickets to settle`);
   const againstRedis = await converge(redis, keys, a.flood ? floodKeys : Object.keys(phase.result.keys), phase.result.endedAt);
-  // A failover may lose acknowledged writes: there only Redis itself says what the final value is.
-  const { lost, seconds } = chaos === 'failover' ? { lost: againstRedis.off, seconds: againstRedis.seconds } : await settle(monitor, phase.result);
+  // A failover may lose acknowledged writes, and a write refused while a master is stopped may have landed: there only Redis itself says what the final value is.
+  const { lost, seconds } = redisChaos ? { lost: againstRedis.off, seconds: againstRedis.seconds } : await settle(monitor, phase.result);
   const flooded = a.flood ? await floodThroughput(monitor, phase.result) : undefined;
   const finalBacklog = await monitor.backlog();
   await phase.stopSampling();

@@ -3,6 +3,7 @@ import { expect } from 'chai';
 import { Keys } from '../lib/keys.js';
 import { Cluster } from 'ioredis';
 import { LeaseKeeper, readLeases } from '../lib/lease-keeper.js';
+import { startLocalRedis } from '../lib/local-redis.js';
 import { silentLogger } from '../lib/logger.js';
 import { nodeOfSlot, type RedisClient } from '../lib/redis.js';
 import { Scripts } from '../lib/scripts.js';
@@ -159,3 +160,43 @@ for (const mode of ['standalone', 'cluster'] as const) {
     });
   });
 }
+
+describe('lease keeper with a master that stops answering', function () {
+  this.timeout(60000);
+
+  it('keeps renewing the leases the other masters serve, and drops only the stopped one\'s once they lapse', async () => {
+    const server = await startLocalRedis({ mode: 'cluster' });
+    const redis = await client(server.url);
+    const keys = new Keys(randomPrefix());
+    const scripts = new Scripts(redis, keys);
+    const ttlMs = 1000;
+    const keeper = new LeaseKeeper({ scripts, workerId: 'A', ttlMs, renewIntervalMs: 200, logger: silentLogger(), coverageMark: () => Date.now(), nodeOf: (p) => nodeOfSlot(redis, keySlot(keys.lease(p))) });
+    const lost = new Map<number, string>();
+    keeper.on('lost', (p: number, reason: string) => lost.set(p, reason));
+    const partitions = Array.from({ length: 30 }, (_, p) => p);
+    const stopped = server.nodes[0]!;
+    try {
+      for (const p of partitions) expect(await keeper.acquire(p)).to.not.equal(null);
+      // Known once the client has read the slot map (its first command).
+      const onStopped = partitions.filter((p) => nodeOfSlot(redis, keySlot(keys.lease(p))) === `127.0.0.1:${stopped.port}`);
+      const elsewhere = partitions.filter((p) => !onStopped.includes(p));
+      expect(onStopped).to.not.be.empty;
+      expect(elsewhere).to.not.be.empty;
+      keeper.start();
+      // Longer than the lease TTL, shorter than the cluster's node timeout (2 s): the other masters
+      // still serve, and only the leases on the stopped one can lapse.
+      process.kill(stopped.pid!, 'SIGSTOP');
+      await new Promise((r) => setTimeout(r, 1500));
+      process.kill(stopped.pid!, 'SIGCONT');
+      expect([...lost.keys()].sort((a, b) => a - b)).to.deep.equal(onStopped);
+      expect([...new Set(lost.values())]).to.deep.equal(['expired']);
+      await keeper.stop();
+      for (const p of elsewhere) expect(await redis.hget(keys.lease(p), 'owner')).to.equal('A');
+    } finally {
+      process.kill(stopped.pid!, 'SIGCONT');
+      await keeper.stop();
+      await redis.quit();
+      await server.stop();
+    }
+  });
+});

@@ -18,7 +18,7 @@ function run(name: string, ...args: string[]): Promise<{ code: number; stdout: s
 describe('load test command line', () => {
   for (const [args, names] of [
     [['--workers', '2.5'], "--workers: '2.5' must be a whole number"],
-    [['--chaos', 'sometimes'], "--chaos: 'sometimes' must be sigint, sigkill, none or failover"],
+    [['--chaos', 'sometimes'], "--chaos: 'sometimes' must be sigint, sigkill, none, failover or stall"],
     [['--duration', '0.5'], "--duration: '0.5' must be a number of at least 1"],
     [['--max-loss=-1'], "--max-loss: '-1' must be a number of at least 0"],
     [['--external'], '--external needs --prefix'],
