@@ -158,6 +158,19 @@ for (const mode of ['standalone', 'cluster'] as const) {
       expect(live.sort()).to.deep.equal(['me', 'old']);
       expect(dropped).to.deep.equal(['silent']);
     });
+
+    it('drops nobody when the caller was as silent as the others (Redis away for all), and the silent ones a ttl later', async () => {
+      const [seconds, micros] = await redis.time();
+      const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+      await redis.zadd(keys.members(), now - 10000, 'me', now - 10000, 'other');
+      const back = await scripts.heartbeat('me', 1000);
+      const backAt = Date.now();
+      expect(back.live.sort()).to.deep.equal(['me', 'other']);
+      expect(back.dropped).to.deep.equal([]);
+      // 'other' stays silent: the caller, heard again, drops it once the ttl from its return is over.
+      await waitFor(async () => (await scripts.heartbeat('me', 1000)).dropped.includes('other'), { timeoutMs: 5000, what: 'the silent member dropped' });
+      expect(Date.now() - backAt).to.be.at.least(900);
+    });
   });
 }
 
