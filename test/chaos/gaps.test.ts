@@ -92,6 +92,8 @@ describe('gap repair under chaos', function () {
     const prefix = randomPrefix();
     const server: LocalRedis = await startLocalRedis({ mode: 'standalone', appendonly: true });
     const redis = await client(server.url);
+    // The restart resets this client's connection too; it reconnects, and the load retries.
+    redis.on('error', () => undefined);
     try {
       procs = await startWorkers(server.url, prefix, 2, redis, { TG_LOG_LEVEL: 'debug' });
       const expected: Expected = new Map();
