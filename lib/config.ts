@@ -65,6 +65,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** How long a starting worker waits for an unreachable Redis before it gives up. */
   connectTimeoutMs: number;
+  /** A command to Redis not answered within this many ms fails (and is retried); 0: waited for as long as it takes. */
+  commandTimeoutMs: number;
   /** Keys per second the continuous reconciliation compares with the ticket index; 0: off. */
   reconcileRate: number;
   /** Shortest time between the starts of two reconciliation passes. */
@@ -215,6 +217,7 @@ const SETTINGS: Setting<keyof Config>[] = [
   s({ key: 'flushMaxWaitMs', env: 'TG_FLUSH_MAX_WAIT_MS', flag: '--flush-max-wait-ms', help: 'longest a gathered key waits for TG_FLUSH_KEYS others before it is appended (the freshness a light load gets)', fallback: 100, parse: integer(0, 60000) }),
   s({ key: 'listenPauseMs', env: 'TG_LISTEN_PAUSE_MS', flag: '--listen-pause-ms', help: 'shortest time a keyspace listener stops reading after each chunk of events (0: never); the kernel gathers what arrives meanwhile, so a stream of events wakes the worker once a pause instead of once a packet. A worker forwarding fewer keys pauses longer, about the time TG_FLUSH_KEYS keys take to come, up to TG_FLUSH_MAX_WAIT_MS, and appends what it gathered right after a paced read when the batch would go before the next read is half a pause old; a listener whose last chunk came longer than a pause ago is not paused', fallback: 20, parse: integer(0, 1000) }),
   s({ key: 'connectTimeoutMs', env: 'TG_CONNECT_TIMEOUT_MS', flag: '--connect-timeout-ms', help: 'how long a starting worker waits for an unreachable Redis, or for a Redis Cluster that says it is down (cluster_state:fail, as during a failover)', fallback: 60000, parse: integer(0) }),
+  s({ key: 'commandTimeoutMs', env: 'TG_COMMAND_TIMEOUT_MS', flag: '--command-timeout-ms', help: 'a command to Redis not answered within this many ms fails and is retried (0: wait for ever); a master frozen without closing its connections (a paused VM, a black-holed network) would otherwise hold up the worker even after its replica took over', fallback: 15000, parse: integer(0, 600000) }),
   s({ key: 'reconcileRate', env: 'TG_RECONCILE_RATE', flag: '--reconcile-rate', help: 'keys and index entries compared with the ticket index per second, per worker (0: off)', fallback: 5000, parse: integer(0, 10_000_000) }),
   s({ key: 'reconcileIntervalMs', env: 'TG_RECONCILE_INTERVAL_MS', flag: '--reconcile-interval-ms', help: 'shortest time between the starts of two reconciliation passes', fallback: 30000, parse: integer(0) }),
   s({ key: 'reconcileGraceMs', env: 'TG_RECONCILE_GRACE_MS', flag: '--reconcile-grace-ms', help: 'how long a difference must stand before it counts as divergent', fallback: 10000, parse: integer(0) }),

@@ -19,8 +19,10 @@ export type KeyspaceHandler = (key: Buffer, event: Buffer) => void;
 
 export interface SubscriberOptions {
   target: RedisTarget;
-  /** Command connection, for the topology; its slot map is refreshed when the topology changes. */
+  /** Command connection, for the topology; its slot map is refreshed when it differs from the topology read. */
   client: RedisClient;
+  /** Other cluster clients whose slot maps are kept in line with the topology the same way (the queue's). */
+  followers?: RedisClient[];
   watch: string;
   configureNotifications: boolean;
   /** Read notify-keyspace-events and the eviction policy on every master before listening (TG_CHECK_NOTIFICATIONS). */
@@ -59,6 +61,11 @@ interface NodeSubscription {
   downSince: number | null;
   /** Let go because no partition of this worker needs it: its close is no loss. */
   detached: boolean;
+}
+
+/** Whether a cluster client sends each master's slots where this topology says they are (each range's ends checked). */
+function routesAs(client: Cluster, topology: readonly MasterNode[]): boolean {
+  return topology.every((node) => node.ranges.every(([first, last]) => client.slots[first]?.[0] === endpointName(node) && client.slots[last]?.[0] === endpointName(node)));
 }
 
 /**
@@ -195,9 +202,13 @@ export class KeyspaceSubscriber extends EventEmitter {
   private async doRefresh(initial: boolean): Promise<void> {
     const current = await masters(this.opts.client, this.opts.target);
     if (this.stopped) return;
-    // The command client keeps no timer of its own (each of its refreshes opens a connection):
-    // it learns a moved slot from this read, besides the MOVED replies it follows anyway.
-    if (!initial && this.opts.target.cluster && JSON.stringify(current) !== JSON.stringify(this.topology)) (this.opts.client as Cluster).refreshSlotsCache();
+    // The command clients keep no timer of their own (each of their refreshes opens a connection):
+    // they learn a moved slot from this read, besides the MOVED replies they follow anyway. Until each
+    // routes as this read says: a refresh asked while one was under way is dropped, and a master frozen
+    // after a failover sends no MOVED, only silence.
+    if (!initial && this.opts.target.cluster) {
+      for (const c of [this.opts.client, ...(this.opts.followers ?? [])]) if (!routesAs(c as Cluster, current)) (c as Cluster).refreshSlotsCache();
+    }
     const known = new Set(this.nodeNames);
     this.topology = current;
     this.nodeNames = current.map(endpointName);

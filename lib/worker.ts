@@ -178,9 +178,10 @@ export class GeneratorWorker implements WorkerView {
     // The subscriber's topology reads refresh its slot map (lib/keyspace-subscriber.ts). No
     // auto-pipelining: the hot path already batches one script call a node, and each auto-pipeline
     // is an ioredis Pipeline that copies every defined script onto itself (BENCHMARKS.md).
-    this.client = connect(target, { connectionName: `tg-${this.id}`, periodicSlotsRefresh: false, autoPipelining: false });
+    const commandTimeoutMs = config.commandTimeoutMs || undefined;
+    this.client = connect(target, { connectionName: `tg-${this.id}`, periodicSlotsRefresh: false, autoPipelining: false, commandTimeoutMs });
     // BullMQ duplicates this client for each blocking connection: none of them refreshes the slot map on a timer.
-    this.bullClient = connect(target, { maxRetriesPerRequest: null, connectionName: `tg-${this.id}-bull`, autoPipelining: false, periodicSlotsRefresh: false });
+    this.bullClient = connect(target, { maxRetriesPerRequest: null, connectionName: `tg-${this.id}-bull`, autoPipelining: false, periodicSlotsRefresh: false, commandTimeoutMs });
     this.client.on('error', (err: Error) => logger.debug('redis error', { err: err.message }));
     this.client.on('reconnecting', () => this.stats.redisReconnects++);
     this.bullClient.on('error', (err: Error) => logger.debug('redis error (queue)', { err: err.message }));
@@ -258,6 +259,7 @@ export class GeneratorWorker implements WorkerView {
     this.subscriber = new KeyspaceSubscriber({
       target,
       client: this.client,
+      followers: [this.bullClient],
       watch: config.watch,
       configureNotifications: config.configureNotifications,
       checkNotifications: config.checkNotifications,

@@ -61,7 +61,10 @@ export async function waitForConvergence(c: RedisClient, prefix: string, keys: r
   let stale: string[] = [];
   await waitFor(
     async () => {
-      stale = await keysOffRedis(c, new Keys(prefix), names);
+      // A read that fails (a failover under way) is tried again.
+      const off = await keysOffRedis(c, new Keys(prefix), names).catch(() => undefined);
+      if (off === undefined) return false;
+      stale = off;
       return stale.length === 0;
     },
     { timeoutMs, intervalMs: 500, what: () => `every key's newest ticket to equal Redis (${stale.length} of ${keys.length} keys off, e.g. ${JSON.stringify(stale.slice(0, 3))})` },
