@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { parseRedisUrl } from '../../lib/config.js';
 import { startLocalRedis, type LocalRedis } from '../../lib/local-redis.js';
-import { connect, detectTarget, masters, type MasterNode } from '../../lib/redis.js';
+import { connect, detectTarget, masters, type MasterNode, type RedisClient } from '../../lib/redis.js';
 import { keySlot } from '../../lib/slots.js';
 import { flood } from '../../loadtest/flood.js';
 import { killIfRunning, startWorkers, stopWorkers, type WorkerProcess } from '../helpers/process.js';
@@ -28,6 +28,30 @@ const NO_RECONCILE = { TG_RECONCILE_RATE: '0' };
 
 const POISON_HANDLER = fileURLToPath(new URL('../fixtures/poison-handler.js', import.meta.url));
 
+
+/** Sets with 1 in 10 a delete, 20 at a time at a bounded pace, errors while a replica takes over ignored. */
+function failoverLoad(redis: RedisClient, keys: readonly string[]): { writes: () => number; stop: () => Promise<void> } {
+  let n = 0;
+  let running = true;
+  const done = (async () => {
+    while (running && n < 200000) {
+      await Promise.all(
+        Array.from({ length: 20 }, () => {
+          const key = keys[n % keys.length]!;
+          return (++n % 10 === 0 ? redis.del(key) : redis.set(key, `v${n}`)).catch(() => undefined);
+        }),
+      );
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  return {
+    writes: () => n,
+    stop: async () => {
+      running = false;
+      await done;
+    },
+  };
+}
 
 const inMaster = (m: MasterNode, key: string) => m.ranges.some(([a, b]) => keySlot(key) >= a && keySlot(key) <= b);
 
@@ -108,33 +132,19 @@ describe('exact convergence', function () {
     try {
       procs = await startWorkers(servers.url, prefix, 2, redis, NO_RECONCILE);
       const keys = Array.from({ length: 3000 }, (_, i) => `${prefix}-k:${i}`);
-      let n = 0;
-      let running = true;
-      // Sets with 1 in 10 a delete, at a bounded pace, errors during the failover ignored.
-      const load = (async () => {
-        while (running && n < 200000) {
-          await Promise.all(
-            Array.from({ length: 20 }, () => {
-              const key = keys[n % keys.length]!;
-              return (++n % 10 === 0 ? redis.del(key) : redis.set(key, `v${n}`)).catch(() => undefined);
-            }),
-          );
-          await new Promise((r) => setTimeout(r, 5));
-        }
-      })();
-      await waitFor(() => n > 5000, { timeoutMs: 20000, what: 'load before the kill' });
+      const load = failoverLoad(redis, keys);
+      await waitFor(() => load.writes() > 5000, { timeoutMs: 20000, what: 'load before the kill' });
       const victim = await servers.masterOf(keySlot(keys[0]!));
       await victim.stop('SIGKILL');
       await waitFor(async () => (await servers.masterOf(keySlot(keys[0]!))) !== victim, { timeoutMs: 30000, what: 'the replica promoted' });
       const failedOverAt = Date.now();
-      const before = n;
-      await waitFor(() => n > before + 5000, { timeoutMs: 30000, what: 'load after the failover' });
-      running = false;
-      await load;
+      const before = load.writes();
+      await waitFor(() => load.writes() > before + 5000, { timeoutMs: 30000, what: 'load after the failover' });
+      await load.stop();
       const ms = await waitForConvergence(redis, prefix, keys, 120000);
       const repairs = procs.flatMap((w) => w.logs.filter((l) => l.message === 'repairing an unheard window' && l.newMaster === true));
       expect(repairs.length).to.be.greaterThan(0);
-      measured(`failover: ${n} writes to ${keys.length} keys, a master killed -9, replica promoted; 0 keys off Redis, converged ${ms} ms after the load (${Date.now() - failedOverAt} ms after the promotion)`);
+      measured(`failover: ${load.writes()} writes to ${keys.length} keys, a master killed -9, replica promoted; 0 keys off Redis, converged ${ms} ms after the load (${Date.now() - failedOverAt} ms after the promotion)`);
       await stopWorkers(procs);
     } finally {
       await redis.quit();
@@ -152,31 +162,18 @@ describe('exact convergence', function () {
     try {
       procs = await startWorkers(servers.url, prefix, 1, redis, { ...NO_RECONCILE, TG_COMMAND_TIMEOUT_MS: '3000' });
       const keys = Array.from({ length: 2000 }, (_, i) => `${prefix}-k:${i}`);
-      let n = 0;
-      let running = true;
-      const load = (async () => {
-        while (running && n < 200000) {
-          await Promise.all(
-            Array.from({ length: 20 }, () => {
-              const key = keys[n % keys.length]!;
-              return (++n % 10 === 0 ? redis.del(key) : redis.set(key, `v${n}`)).catch(() => undefined);
-            }),
-          );
-          await new Promise((r) => setTimeout(r, 5));
-        }
-      })();
-      await waitFor(() => n > 3000, { timeoutMs: 20000, what: 'load before the freeze' });
+      const load = failoverLoad(redis, keys);
+      await waitFor(() => load.writes() > 3000, { timeoutMs: 20000, what: 'load before the freeze' });
       const victim = await servers.masterOf(keySlot(keys[0]!));
       frozen = victim.pid!;
       // Frozen, not killed: its connections stay open and nothing on them is ever answered.
       process.kill(frozen, 'SIGSTOP');
       await waitFor(async () => (await servers.masterOf(keySlot(keys[0]!)).catch(() => victim)) !== victim, { timeoutMs: 30000, what: 'the replica promoted' });
-      const before = n;
-      await waitFor(() => n > before + 3000, { timeoutMs: 60000, what: 'load after the promotion' });
-      running = false;
-      await load;
+      const before = load.writes();
+      await waitFor(() => load.writes() > before + 3000, { timeoutMs: 60000, what: 'load after the promotion' });
+      await load.stop();
       const ms = await waitForConvergence(redis, prefix, keys, 60000);
-      measured(`frozen master: ${n} writes to ${keys.length} keys, a master stopped and its replica promoted; 0 keys off Redis ${ms} ms after the load, the old master still frozen`);
+      measured(`frozen master: ${load.writes()} writes to ${keys.length} keys, a master stopped and its replica promoted; 0 keys off Redis ${ms} ms after the load, the old master still frozen`);
       process.kill(frozen, 'SIGCONT');
       frozen = undefined;
       await stopWorkers(procs);
