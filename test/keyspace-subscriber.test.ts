@@ -1,11 +1,12 @@
 /** The keyspace subscriber on a real cluster: which masters it listens on, and when its start is done. */
 import { expect } from 'chai';
+import type { Cluster } from 'ioredis';
 import { loadConfig } from '../lib/config.js';
 import { KeyspaceSubscriber } from '../lib/keyspace-subscriber.js';
 import { silentLogger } from '../lib/logger.js';
-import { detectTarget, masters } from '../lib/redis.js';
+import { connect, detectTarget, masters } from '../lib/redis.js';
 import { SLOT_COUNT } from '../lib/slots.js';
-import { clusterUrl, randomPrefix } from './helpers/redis.js';
+import { clusterUrl, randomPrefix, waitFor } from './helpers/redis.js';
 import { client } from './helpers/worker.js';
 
 describe('keyspace subscriber', () => {
@@ -34,6 +35,26 @@ describe('keyspace subscriber', () => {
     } finally {
       await subscriber.stop();
       await redis.quit();
+    }
+  });
+
+  it('brings a client whose slot map is off back in line with the topology it reads, the followers too', async () => {
+    const target = await detectTarget(loadConfig({ TG_REDIS_URL: clusterUrl() }, []).redis);
+    // As the worker's: no slot-map refresh on a timer of their own.
+    const redis = connect(target, { periodicSlotsRefresh: false }) as Cluster;
+    const queue = connect(target, { periodicSlotsRefresh: false }) as Cluster;
+    const subscriber = new KeyspaceSubscriber({ target, client: redis, followers: [queue], watch: `${randomPrefix()}-k:*`, configureNotifications: false, checkNotifications: true, evictionPolicy: 'warn', logger: silentLogger(), onEvent: () => undefined, refreshIntervalMs: 200, readPause: () => 0 });
+    try {
+      await subscriber.start();
+      await queue.ping();
+      const right = redis.slots[0]![0];
+      // As after a failover whose MOVED never came (the old master frozen), or a refresh that was dropped.
+      for (const c of [redis, queue]) c.slots[0] = ['127.0.0.1:1'];
+      await waitFor(() => redis.slots[0]?.[0] === right && queue.slots[0]?.[0] === right, { timeoutMs: 10000, what: 'both slot maps routing slot 0 as the topology says' });
+    } finally {
+      await subscriber.stop();
+      await redis.quit();
+      await queue.quit();
     }
   });
 });

@@ -65,6 +65,25 @@ describe('worker process', function () {
     }
   });
 
+  it('gives up on a command Redis does not answer after TG_COMMAND_TIMEOUT_MS, and goes on once Redis does', async () => {
+    const server = await startLocalRedis({ mode: 'standalone' });
+    const stalled = server.nodes[0]!.pid!;
+    try {
+      w = spawnWorker({ TG_REDIS_URL: server.url, TG_PREFIX: randomPrefix(), TG_PARTITIONS: '16', TG_COMMAND_TIMEOUT_MS: '1000' });
+      await w.waitForLog('started');
+      // Stopped, the server keeps its connections open and answers nothing: without a timeout every command waits for ever.
+      process.kill(stalled, 'SIGSTOP');
+      const timedOut = await w.waitForLog('lease renewal failed', 10000);
+      expect(String(timedOut.err)).to.contain('Command timed out');
+      process.kill(stalled, 'SIGCONT');
+      w.proc.kill('SIGTERM');
+      expect(await exitOf(w, 20000)).to.equal(0);
+    } finally {
+      process.kill(stalled, 'SIGCONT');
+      await server.stop();
+    }
+  });
+
   it('stops by its deadline when Redis dies before a SIGTERM, naming what it leaves behind and why', async () => {
     const server = await startLocalRedis({ mode: 'standalone' });
     try {

@@ -13,6 +13,7 @@ import { keySlot } from '../../lib/slots.js';
 import { killIfRunning, startWorkers, stopWorkers, type WorkerProcess } from '../helpers/process.js';
 import { runLoadtest } from '../helpers/loadtest.js';
 import { clusterUrl, randomPrefix, waitFor } from '../helpers/redis.js';
+import { backgroundLoad, type BackgroundLoad } from '../helpers/load.js';
 import { client, waitForFinal, type Expected } from '../helpers/worker.js';
 
 function measured(line: string): void {
@@ -20,32 +21,15 @@ function measured(line: string): void {
 }
 
 /** Sets (no deletes: a deletion nobody heard leaves no key for a scan to find) at a bounded pace. */
-function steadyLoad(redis: RedisClient, prefix: string, expected: Expected, keys: number, perTick: number) {
-  let n = 0;
-  let running = true;
-  const done = (async () => {
-    while (running && n < 100000) {
-      await Promise.all(
-        Array.from({ length: perTick }, async () => {
-          const key = `${prefix}-k:load:${n % keys}`;
-          const value = `v${n++}`;
-          await redis.set(key, value);
-          // Recorded once acknowledged: a write that failed during an outage is no final value.
-          expected.set(keyId(Buffer.from(key)), value);
-        }),
-      ).catch(() => undefined);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  })();
-  return {
-    writes: () => n,
-    stop: async () => {
-      running = false;
-      await done;
-    },
-  };
+function steadyLoad(redis: RedisClient, prefix: string, expected: Expected, keys: number, perTick: number): BackgroundLoad {
+  return backgroundLoad({ perTick, pauseMs: 10, max: 100000 }, async (n) => {
+    const key = `${prefix}-k:load:${n % keys}`;
+    const value = `v${n}`;
+    await redis.set(key, value);
+    // Recorded once acknowledged: a write that failed during an outage is no final value.
+    expected.set(keyId(Buffer.from(key)), value);
+  });
 }
-
 
 describe('gap repair under chaos', function () {
   this.timeout(300000);
