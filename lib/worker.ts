@@ -180,7 +180,8 @@ export class GeneratorWorker implements WorkerView {
     // is an ioredis Pipeline that copies every defined script onto itself (BENCHMARKS.md).
     const commandTimeoutMs = config.commandTimeoutMs || undefined;
     this.client = connect(target, { connectionName: `tg-${this.id}`, periodicSlotsRefresh: false, autoPipelining: false, commandTimeoutMs });
-    // BullMQ duplicates this client for each blocking connection: none of them refreshes the slot map on a timer.
+    // BullMQ duplicates this client for each blocking connection: none of them refreshes the slot map on a
+    // timer; the subscriber's topology reads keep it in line with the command client's (followers).
     this.bullClient = connect(target, { maxRetriesPerRequest: null, connectionName: `tg-${this.id}-bull`, autoPipelining: false, periodicSlotsRefresh: false, commandTimeoutMs });
     this.client.on('error', (err: Error) => logger.debug('redis error', { err: err.message }));
     this.client.on('reconnecting', () => this.stats.redisReconnects++);
