@@ -131,6 +131,7 @@ async function stopAll(): Promise<void> {
   stopping = true;
   // A stopped master would not stop on SIGTERM.
   if (stalled !== undefined) process.kill(stalled, 'SIGCONT');
+  stalled = undefined;
   await Promise.all(
     started
       .filter((c) => c.exitCode === null && c.signalCode === null)
@@ -345,6 +346,8 @@ function stallTick(): void {
       signals.push({ t: (Date.now() - loadStart) / 1000, signal: 'SIGSTOP master', pid });
       process.kill(pid, 'SIGSTOP');
       setTimeout(() => {
+        // Already let go if the run is stopping (stopAll), and the server may be gone by now.
+        if (stalled !== pid) return;
         process.kill(pid, 'SIGCONT');
         stalled = undefined;
         log(`master ${victim.port} went on after ${STALL_MS / 1000} s stopped`);
