@@ -25,20 +25,17 @@ export function benchArgs<O extends Options>(usage: string, options: O) {
     process.stdout.write(`usage: ${usage}\n`);
     process.exit(0);
   }
+  /** `value` of option `name` as a number, when `ok` takes it; else the run ends saying it `must be` what it says. */
+  const checked = (name: string, value: string | undefined, ok: (n: number) => boolean, mustBe: string): number => {
+    const n = Number(value);
+    if (value === undefined || value.trim() === '' || !ok(n)) fail(`--${name}: '${value ?? ''}' must be ${mustBe}`);
+    return n;
+  };
   /** `value` of option `name` as a whole number from `min` to `max`. */
-  const whole = (name: string, value: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number => {
-    const n = Number(value);
-    if (value === undefined || value.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
-      fail(`--${name}: '${value ?? ''}' must be a whole number ${max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`}`);
-    }
-    return n;
-  };
+  const whole = (name: string, value: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number =>
+    checked(name, value, (n) => Number.isInteger(n) && n >= min && n <= max, `a whole number ${max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`}`);
   /** `value` of option `name` as a number (fractions allowed) of at least `min`. */
-  const number = (name: string, value: string | undefined, min: number): number => {
-    const n = Number(value);
-    if (value === undefined || value.trim() === '' || !Number.isFinite(n) || n < min) fail(`--${name}: '${value ?? ''}' must be a number of at least ${min}`);
-    return n;
-  };
+  const number = (name: string, value: string | undefined, min: number): number => checked(name, value, (n) => Number.isFinite(n) && n >= min, `a number of at least ${min}`);
   /** `value` of option `name` as a comma-separated list of whole numbers from `min` to `max`. */
   const wholeList = (name: string, value: string, min: number, max = Number.MAX_SAFE_INTEGER): number[] => value.split(',').map((v) => whole(name, v, min, max));
   /** `value` of option `name`, which must be given. */
