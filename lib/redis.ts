@@ -125,7 +125,7 @@ export interface ConnectOptions {
    * client a worker doing it is enough.
    */
   periodicSlotsRefresh?: boolean;
-  /** A command not answered within this many ms fails (ioredis waits for ever by default: a stalled master would hang the caller). */
+  /** A command not answered within this many ms fails (ioredis waits for ever by default: a stalled master would hang the caller); 0: no limit. */
   commandTimeoutMs?: number;
 }
 
@@ -203,7 +203,7 @@ export function connect(target: RedisTarget, opts: ConnectOptions = {}): RedisCl
   const base = nodeOptions(target.settings, {
     maxRetriesPerRequest: opts.maxRetriesPerRequest === undefined ? 20 : opts.maxRetriesPerRequest,
     connectionName: opts.connectionName,
-    commandTimeout: opts.commandTimeoutMs,
+    commandTimeout: opts.commandTimeoutMs || undefined,
   });
   if (target.cluster) {
     const options: ClusterOptions = {

@@ -178,11 +178,9 @@ export class GeneratorWorker implements WorkerView {
     // The subscriber's topology reads refresh its slot map (lib/keyspace-subscriber.ts). No
     // auto-pipelining: the hot path already batches one script call a node, and each auto-pipeline
     // is an ioredis Pipeline that copies every defined script onto itself (BENCHMARKS.md).
-    const commandTimeoutMs = config.commandTimeoutMs || undefined;
-    this.client = connect(target, { connectionName: `tg-${this.id}`, periodicSlotsRefresh: false, autoPipelining: false, commandTimeoutMs });
-    // BullMQ duplicates this client for each blocking connection: none of them refreshes the slot map on a
-    // timer; the subscriber's topology reads keep it in line with the command client's (followers).
-    this.bullClient = connect(target, { maxRetriesPerRequest: null, connectionName: `tg-${this.id}-bull`, autoPipelining: false, periodicSlotsRefresh: false, commandTimeoutMs });
+    this.client = connect(target, { connectionName: `tg-${this.id}`, periodicSlotsRefresh: false, autoPipelining: false, commandTimeoutMs: config.commandTimeoutMs });
+    // BullMQ duplicates this client for each blocking connection: none refreshes the slot map on a timer (the subscriber's reads do).
+    this.bullClient = connect(target, { maxRetriesPerRequest: null, connectionName: `tg-${this.id}-bull`, autoPipelining: false, periodicSlotsRefresh: false, commandTimeoutMs: config.commandTimeoutMs });
     this.client.on('error', (err: Error) => logger.debug('redis error', { err: err.message }));
     this.client.on('reconnecting', () => this.stats.redisReconnects++);
     this.bullClient.on('error', (err: Error) => logger.debug('redis error (queue)', { err: err.message }));
