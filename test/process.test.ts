@@ -1,9 +1,8 @@
 /** The worker process: configuration errors, Redis at start, notifications, signals. */
 import { expect } from 'chai';
-import { Redis } from 'ioredis';
 import { keyId } from '../lib/coalescer.js';
 import { startLocalRedis, type LocalRedis } from '../lib/local-redis.js';
-import { clusterUrl, randomPrefix, waitFor } from './helpers/redis.js';
+import { clusterUrl, freezeUntilClusterDown, randomPrefix } from './helpers/redis.js';
 import { exitOf, killIfRunning, spawnWorker, type WorkerProcess } from './helpers/process.js';
 import { client, waitForFinal, type Expected } from './helpers/worker.js';
 
@@ -45,12 +44,9 @@ describe('worker process', function () {
   it('waits at start for a Redis Cluster that says it is down, and starts once it is up', async () => {
     const server = await startLocalRedis({ mode: 'cluster' });
     const stalled = server.nodes[0]!.pid!;
-    // One node, not the cluster: a cluster client may send CLUSTER INFO to the stopped master.
-    const redis = new Redis({ host: '127.0.0.1', port: server.nodes[1]!.port });
     try {
       // A stopped master stops answering the cluster bus: after the node timeout the others mark it failing.
-      process.kill(stalled, 'SIGSTOP');
-      await waitFor(async () => /cluster_state:fail/.test(String(await redis.cluster('INFO'))), { timeoutMs: 20000, what: 'the other masters to say the cluster is down' });
+      await freezeUntilClusterDown(server);
       w = spawnWorker({ TG_REDIS_URL: server.url, TG_PREFIX: randomPrefix(), TG_CONNECT_TIMEOUT_MS: '60000' });
       const waiting = await w.waitForLog('Redis Cluster down; retrying', 30000);
       expect(waiting.err).to.contain('cluster_state:fail').and.contain('TG_REDIS_URL');
@@ -60,7 +56,6 @@ describe('worker process', function () {
       expect(await exitOf(w, 20000)).to.equal(0);
     } finally {
       process.kill(stalled, 'SIGCONT');
-      redis.disconnect();
       await server.stop();
     }
   });

@@ -1,5 +1,7 @@
 /** The test run's Redis servers, per-test key prefixes, and polling with a deadline. */
 import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { LocalRedis, LocalRedisNode } from '../../lib/local-redis.js';
 
 function env(name: string): string {
   const value = process.env[name];
@@ -31,5 +33,22 @@ export async function waitFor(cond: () => Promise<boolean> | boolean, opts: Wait
       throw new Error(`timed out after ${opts.timeoutMs} ms waiting for ${typeof opts.what === 'function' ? opts.what() : opts.what}`);
     }
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 50));
+  }
+}
+
+/**
+ * Stops (SIGSTOP) the first master of a local cluster and waits until another master says the cluster
+ * is down (`cluster_state:fail`, after the node timeout). The caller lets it go on (SIGCONT) when done.
+ */
+export async function freezeUntilClusterDown(server: LocalRedis): Promise<LocalRedisNode> {
+  const frozen = server.nodes[0]!;
+  // One node, not the cluster: a cluster client may send CLUSTER INFO to the stopped master.
+  const other = new Redis({ host: '127.0.0.1', port: server.nodes[1]!.port });
+  try {
+    process.kill(frozen.pid!, 'SIGSTOP');
+    await waitFor(async () => /cluster_state:fail/.test(String(await other.cluster('INFO'))), { timeoutMs: 20000, what: 'the other masters to say the cluster is down' });
+    return frozen;
+  } finally {
+    other.disconnect();
   }
 }
