@@ -27,6 +27,8 @@ export class KeyspaceReads {
     private readonly keys: Keys,
     /** The master serving a slot, as `host:port`. */
     private readonly nodeOfSlot: (slot: number) => string | undefined,
+    /** Per read; 0 or none: no limit. */
+    private readonly commandTimeoutMs?: number,
   ) {}
 
   /** Digests of keys ('' for a missing key), computed by the nodes that hold them, one call a node for the turn's asks. */
@@ -110,7 +112,7 @@ export class KeyspaceReads {
     let n = this.conns.get(name);
     if (!n) {
       const at = name.lastIndexOf(':');
-      const conn = connectNode(this.target, { host: name.slice(0, at), port: Number(name.slice(at + 1)) }, { maxRetriesPerRequest: 3, connectionName: 'tg-reconcile' });
+      const conn = connectNode(this.target, { host: name.slice(0, at), port: Number(name.slice(at + 1)) }, { maxRetriesPerRequest: 3, connectionName: 'tg-reconcile', commandTimeout: this.commandTimeoutMs || undefined });
       conn.on('error', () => undefined);
       n = { conn, scripts: new Scripts(conn, this.keys) };
       this.conns.set(name, n);

@@ -65,6 +65,12 @@ export interface ReconcilerOptions {
   logger: Logger;
   /** The master serving a slot, as `host:port`. */
   nodeOfSlot: (slot: number) => string | undefined;
+  /**
+   * A read of a master not answered within this many ms fails the pass, which is asked again on
+   * the topology as it is then (0 or none: wait for ever). A master frozen after its replica took
+   * over answers nothing and closes nothing: without it, every repair after it waited for ever.
+   */
+  commandTimeoutMs?: number;
   /** Partitions the continuous pass goes over. */
   owned: () => number[];
   /** Keys per second of the continuous pass; 0: no continuous pass. */
@@ -126,7 +132,7 @@ export class Reconciler {
   constructor(private readonly opts: ReconcilerOptions) {
     this.index = new TicketIndex(opts.client, opts.keys);
     this.matches = globMatcher(opts.watch);
-    this.reads = new KeyspaceReads(opts.target, opts.keys, opts.nodeOfSlot);
+    this.reads = new KeyspaceReads(opts.target, opts.keys, opts.nodeOfSlot, opts.commandTimeoutMs);
   }
 
   /**

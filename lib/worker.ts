@@ -247,6 +247,7 @@ export class GeneratorWorker implements WorkerView {
       partitions: config.partitions,
       logger,
       nodeOfSlot: (slot) => this.subscriber.nodeOfSlot(slot),
+      commandTimeoutMs: config.commandTimeoutMs,
       owned: () => this.ownedPartitions(),
       ratePerSecond: config.reconcileRate,
       minPassMs: config.reconcileIntervalMs,

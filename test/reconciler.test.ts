@@ -11,6 +11,7 @@ import { offlineReconciler, type Divergence, type Reconciler } from '../lib/reco
 import { connect, detectTarget, type RedisClient } from '../lib/redis.js';
 import { Scripts } from '../lib/scripts.js';
 import { keySlot, partitionOfSlot } from '../lib/slots.js';
+import { KeyspaceReads } from '../lib/keyspace-reads.js';
 import { needsTicket, parseIndexEntry, TicketIndex } from '../lib/ticket-index.js';
 import { clusterUrl, randomPrefix, standaloneUrl } from './helpers/redis.js';
 
@@ -166,3 +167,33 @@ for (const mode of ['standalone', 'cluster'] as const) {
     }
   });
 }
+
+describe('keyspace reads of a frozen master', function () {
+  this.timeout(60000);
+
+  it('fail after the command timeout instead of waiting for ever (a pass that fails is asked again on the topology as it is then)', async () => {
+    const servers = await startLocalRedis({ mode: 'cluster' });
+    const frozen = await servers.masterOf(0);
+    let stopped = false;
+    const target = await detectTarget(loadConfig({ TG_REDIS_URL: servers.url }, []).redis);
+    const reads = new KeyspaceReads(target, new Keys(randomPrefix()), () => `127.0.0.1:${frozen.port}`, 500);
+    try {
+      // Connected and answering first: what follows is the stop, not a connection that never came.
+      expect((await reads.slotCounts([{ first: 0, last: 2 }])).size).to.equal(3);
+      // Stopped, not killed: the connection stays open and nothing on it is ever answered.
+      process.kill(frozen.pid!, 'SIGSTOP');
+      stopped = true;
+      let deadline: NodeJS.Timeout | undefined;
+      const outcome = await Promise.race([
+        reads.slotCounts([{ first: 0, last: 2 }]).then(() => 'answered', (err: unknown) => String(err)),
+        new Promise<string>((resolve) => (deadline = setTimeout(() => resolve('still waiting after 10 s'), 10_000))),
+      ]);
+      clearTimeout(deadline);
+      expect(outcome).to.match(/timed out/i);
+    } finally {
+      if (stopped) process.kill(frozen.pid!, 'SIGCONT');
+      reads.close();
+      await servers.stop();
+    }
+  });
+});

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { parseRedisUrl } from '../../lib/config.js';
 import { startLocalRedis, type LocalRedis } from '../../lib/local-redis.js';
-import { masters, type MasterNode, type RedisClient } from '../../lib/redis.js';
+import { connect, detectTarget, masters, type MasterNode, type RedisClient } from '../../lib/redis.js';
 import { keySlot } from '../../lib/slots.js';
 import { flood } from '../../loadtest/flood.js';
 import { killIfRunning, startWorkers, stopWorkers, type WorkerProcess } from '../helpers/process.js';
@@ -133,6 +133,38 @@ describe('exact convergence', function () {
       await stopWorkers(procs);
     } finally {
       await redis.quit();
+      await servers.stop();
+    }
+  });
+
+  it('converges while a master is frozen (SIGSTOP) and its replica took over: no repair waits on it for ever', async () => {
+    const prefix = randomPrefix();
+    const servers: LocalRedis = await startLocalRedis({ mode: 'cluster', replicas: 1 });
+    // This test's own reads must not wait on the frozen master either.
+    const redis = connect(await detectTarget(parseRedisUrl(servers.url)), { commandTimeoutMs: 2000 });
+    redis.on('error', () => undefined);
+    let frozen: number | undefined;
+    try {
+      procs = await startWorkers(servers.url, prefix, 1, redis, { ...NO_RECONCILE, TG_COMMAND_TIMEOUT_MS: '3000' });
+      const keys = Array.from({ length: 2000 }, (_, i) => `${prefix}-k:${i}`);
+      const load = failoverLoad(redis, keys);
+      await waitFor(() => load.writes() > 3000, { timeoutMs: 20000, what: 'load before the freeze' });
+      const victim = await servers.masterOf(keySlot(keys[0]!));
+      frozen = victim.pid!;
+      // Frozen, not killed: its connections stay open and nothing on them is ever answered.
+      process.kill(frozen, 'SIGSTOP');
+      await waitFor(async () => (await servers.masterOf(keySlot(keys[0]!)).catch(() => victim)) !== victim, { timeoutMs: 30000, what: 'the replica promoted' });
+      const before = load.writes();
+      await waitFor(() => load.writes() > before + 3000, { timeoutMs: 60000, what: 'load after the promotion' });
+      await load.stop();
+      const ms = await waitForConvergence(redis, prefix, keys, 60000);
+      measured(`frozen master: ${load.writes()} writes to ${keys.length} keys, a master stopped and its replica promoted; 0 keys off Redis ${ms} ms after the load, the old master still frozen`);
+      process.kill(frozen, 'SIGCONT');
+      frozen = undefined;
+      await stopWorkers(procs);
+    } finally {
+      if (frozen !== undefined) process.kill(frozen, 'SIGCONT');
+      redis.disconnect();
       await servers.stop();
     }
   });
