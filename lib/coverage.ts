@@ -70,6 +70,8 @@ export class Coverage {
       if (gapSince !== null) this.subscriptionGap(node, gapSince);
     });
     opts.subscriber.on('appeared', (node: string, since: number) => this.masterAppeared(node, since));
+    // A master frozen after its replica took over answers nothing: a repair reading it would wait for its timeout.
+    opts.subscriber.on('left', (node: string) => opts.reconciler.nodeLeft(node));
   }
 
   /** An event of a partition this worker does not forward. */

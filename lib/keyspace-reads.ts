@@ -99,6 +99,15 @@ export class KeyspaceReads {
     return { cursor: next.toString(), keys };
   }
 
+  /**
+   * Closes the connection to a master that serves no slot any more: what waits on it fails now
+   * (and its pass is asked again on the new topology) instead of at its timeout, or never.
+   */
+  forget(name: string): void {
+    this.conns.get(name)?.conn.disconnect();
+    this.conns.delete(name);
+  }
+
   /** Closes the connections; the next read opens them again. */
   close(): void {
     for (const { conn } of this.conns.values()) conn.disconnect();

@@ -76,7 +76,8 @@ function routesAs(client: Cluster, topology: readonly MasterNode[]): boolean {
  * confirmed, gapSince telling since when events may have been missed; 'dropped' (node name,
  * epoch ms of its last heard-up-to watermark) when a confirmed one is lost; and 'appeared'
  * (node name, epoch ms since when it may have served unheard) when a master new since the
- * start shows in the topology (a failover, a resharding), wanted or not.
+ * start shows in the topology (a failover, a resharding), wanted or not; and 'left' (node name)
+ * when a master it knew serves no slot any more.
  */
 export class KeyspaceSubscriber extends EventEmitter {
   private readonly nodes = new Map<string, NodeSubscription>();
@@ -224,6 +225,7 @@ export class KeyspaceSubscriber extends EventEmitter {
         sub.conn.disconnect();
       }
     }
+    for (const name of known) if (!present.has(name)) this.emit('left', name);
     if (!initial) {
       // It served its slots for up to two topology periods before this worker saw it.
       const since = Date.now() - 2 * (this.opts.refreshIntervalMs ?? 5000);

@@ -153,6 +153,11 @@ export class Reconciler {
     this.wake?.();
   }
 
+  /** A master left the topology (a failover, a resharding): a read still waiting on it fails now. */
+  nodeLeft(name: string): void {
+    this.reads.forget(name);
+  }
+
   /** Resolves when no requested pass is waiting (the continuous pass may go on). */
   async idle(): Promise<void> {
     while (this.requests.size > 0 && this.running) await new Promise((r) => setTimeout(r, 20));

@@ -1,7 +1,8 @@
 /** The keyspace subscriber on a real cluster: which masters it listens on, and when its start is done. */
 import { expect } from 'chai';
-import type { Cluster } from 'ioredis';
+import { Redis, type Cluster } from 'ioredis';
 import { loadConfig } from '../lib/config.js';
+import { startLocalRedis } from '../lib/local-redis.js';
 import { KeyspaceSubscriber } from '../lib/keyspace-subscriber.js';
 import { silentLogger } from '../lib/logger.js';
 import { connect, detectTarget, masters } from '../lib/redis.js';
@@ -55,6 +56,31 @@ describe('keyspace subscriber', () => {
       await subscriber.stop();
       await redis.quit();
       await queue.quit();
+    }
+  });
+  it('says which master left the topology and which appeared when a replica takes over (CLUSTER FAILOVER)', async function () {
+    this.timeout(60000);
+    const servers = await startLocalRedis({ mode: 'cluster', replicas: 1 });
+    const target = await detectTarget(loadConfig({ TG_REDIS_URL: servers.url }, []).redis);
+    const redis = connect(target, { periodicSlotsRefresh: false });
+    const replica = new Redis({ host: '127.0.0.1', port: servers.nodes[3]!.port });
+    const subscriber = new KeyspaceSubscriber({ target, client: redis, watch: `${randomPrefix()}-k:*`, configureNotifications: false, checkNotifications: true, evictionPolicy: 'warn', logger: silentLogger(), onEvent: () => undefined, refreshIntervalMs: 200, readPause: () => 0 });
+    const left: string[] = [];
+    const appeared: string[] = [];
+    subscriber.on('left', (node: string) => left.push(node));
+    subscriber.on('appeared', (node: string) => appeared.push(node));
+    try {
+      await subscriber.start();
+      const [, , masterPort] = (await replica.role()) as [string, string, number];
+      await replica.cluster('FAILOVER');
+      await waitFor(() => left.length > 0 && appeared.length > 0, { timeoutMs: 20000, what: 'the old master to leave and its replica to appear' });
+      expect(left).to.deep.equal([`127.0.0.1:${masterPort}`]);
+      expect(appeared).to.deep.equal([`127.0.0.1:${servers.nodes[3]!.port}`]);
+    } finally {
+      await subscriber.stop();
+      replica.disconnect();
+      await redis.quit();
+      await servers.stop();
     }
   });
 });

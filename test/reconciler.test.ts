@@ -196,4 +196,27 @@ describe('keyspace reads of a frozen master', function () {
       await servers.stop();
     }
   });
+  it('let go of a master that left the topology: a read waiting on it fails at once, whatever its timeout', async () => {
+    const servers = await startLocalRedis({ mode: 'cluster' });
+    const frozen = await servers.masterOf(0);
+    const name = `127.0.0.1:${frozen.port}`;
+    let stopped = false;
+    const target = await detectTarget(loadConfig({ TG_REDIS_URL: servers.url }, []).redis);
+    const reads = new KeyspaceReads(target, new Keys(randomPrefix()), () => name);
+    try {
+      expect((await reads.slotCounts([{ first: 0, last: 2 }])).size).to.equal(3);
+      process.kill(frozen.pid!, 'SIGSTOP');
+      stopped = true;
+      const waiting = reads.slotCounts([{ first: 0, last: 2 }]).then(() => 'answered', (err: unknown) => String(err));
+      reads.forget(name);
+      let deadline: NodeJS.Timeout | undefined;
+      const outcome = await Promise.race([waiting, new Promise<string>((resolve) => (deadline = setTimeout(() => resolve('still waiting after 10 s'), 10_000)))]);
+      clearTimeout(deadline);
+      expect(outcome).to.match(/closed/i);
+    } finally {
+      if (stopped) process.kill(frozen.pid!, 'SIGCONT');
+      reads.close();
+      await servers.stop();
+    }
+  });
 });
