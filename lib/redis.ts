@@ -230,16 +230,60 @@ export interface MasterNode extends RedisEndpoint {
   ranges: [number, number][];
 }
 
-/** The masters and the slots each serves, from CLUSTER SLOTS (the one server when standalone). */
+/** Most time a topology read waits for one master before it asks the next. */
+const TOPOLOGY_WAIT_MS = 2000;
+
+/** Per cluster client: the master that answered its last topology read, asked first the next time. */
+const lastAnswered = new WeakMap<Cluster, string>();
+
+/** CLUSTER SLOTS: [first slot, last slot, [host, port, ...] of the master, then of each replica] a range. */
+type SlotsReply = (readonly [number, number, ...(readonly [string, number, ...unknown[]])[]])[];
+
+/**
+ * The masters and the slots each serves, from CLUSTER SLOTS (the one server when standalone). The
+ * masters the client knows are asked one after another, the last to answer first, each for at most
+ * TOPOLOGY_WAIT_MS: sent as a keyless command, the read went to a random node, and a master frozen
+ * after its replica took over held every third read for the whole command timeout (and, with the
+ * client's slot map waiting on that read, everything the worker sent to its slots).
+ */
 export async function masters(client: RedisClient, target: RedisTarget): Promise<MasterNode[]> {
   if (!target.cluster) {
     const seed = target.settings.seeds[0]!;
     return [{ host: seed.host, port: seed.port, ranges: [[0, 16383]] }];
   }
-  const slots = await (client as Cluster).cluster('SLOTS');
+  const cluster = client as Cluster;
+  const known = cluster.nodes('master');
+  if (known.length === 0) return fromSlots(await cluster.cluster('SLOTS'));
+  const first = lastAnswered.get(cluster);
+  const order = [...known].sort((a, b) => Number(nodeName(b) === first) - Number(nodeName(a) === first));
+  const failures: string[] = [];
+  for (const node of order) {
+    try {
+      const reply = await answerWithin(node.cluster('SLOTS'), TOPOLOGY_WAIT_MS);
+      lastAnswered.set(cluster, nodeName(node));
+      return fromSlots(reply);
+    } catch (err) {
+      failures.push(`${nodeName(node)}: ${(err as Error).message}`);
+    }
+  }
+  throw new Error(`CLUSTER SLOTS answered by no master (${failures.join('; ')})`);
+}
+
+function nodeName(node: Redis): string {
+  return endpointName(node.options as RedisEndpoint);
+}
+
+function answerWithin<T>(reply: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = globalThis.setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)));
+  return Promise.race([reply, late]).finally(() => clearTimeout(timer));
+}
+
+function fromSlots(slots: SlotsReply): MasterNode[] {
   const byNode = new Map<string, MasterNode>();
-  for (const [first, last, [host, port]] of slots) {
-    const id = `${host}:${port}`;
+  for (const [first, last, master] of slots) {
+    const [host, port] = master!;
+    const id = endpointName({ host, port });
     let node = byNode.get(id);
     if (!node) byNode.set(id, (node = { host, port, ranges: [] }));
     node.ranges.push([first, last]);

@@ -83,4 +83,30 @@ describe('keyspace subscriber', () => {
       await servers.stop();
     }
   });
+  it('reads the topology from a master that answers while two of three are frozen (SIGSTOP): none waits for ever', async function () {
+    this.timeout(60000);
+    const servers = await startLocalRedis({ mode: 'cluster' });
+    const target = await detectTarget(loadConfig({ TG_REDIS_URL: servers.url }, []).redis);
+    // No command timeout: a read that lands on a frozen master would wait as long as it stays frozen.
+    const redis = connect(target, { periodicSlotsRefresh: false });
+    const frozen = servers.nodes.slice(0, 2);
+    let stopped = false;
+    try {
+      const before = await masters(redis, target);
+      expect(before).to.have.length(3);
+      for (const n of frozen) process.kill(n.pid!, 'SIGSTOP');
+      stopped = true;
+      // Six reads: a keyless command would land on a frozen master in all but 1 of 729 such runs.
+      for (let i = 0; i < 6; i++) {
+        let deadline: NodeJS.Timeout | undefined;
+        const read = await Promise.race([masters(redis, target), new Promise<string>((resolve) => (deadline = setTimeout(() => resolve('still waiting after 10 s'), 10_000)))]);
+        clearTimeout(deadline);
+        expect(read, `read ${i + 1}`).to.deep.equal(before);
+      }
+    } finally {
+      if (stopped) for (const n of frozen) process.kill(n.pid!, 'SIGCONT');
+      redis.disconnect();
+      await servers.stop();
+    }
+  });
 });
