@@ -119,9 +119,13 @@ export class KeyspaceReads {
     const name = this.nodeOfSlot(slot);
     if (!name) throw new Error(`no master known for slot ${slot}`);
     let n = this.conns.get(name);
-    if (!n) {
+    // A connection that closed is not opened again by itself: what waited on it fails at once, and its
+    // pass is asked again of the master serving the slot then. Reconnecting, it kept those reads
+    // queued: let go of meanwhile (forget), it left them to its command timeout; reconnected to a
+    // master restarted as a replica on the same port, it sent them there.
+    if (!n || n.conn.status === 'end') {
       const at = name.lastIndexOf(':');
-      const conn = connectNode(this.target, { host: name.slice(0, at), port: Number(name.slice(at + 1)) }, { maxRetriesPerRequest: 3, connectionName: 'tg-reconcile', commandTimeout: this.commandTimeoutMs || undefined });
+      const conn = connectNode(this.target, { host: name.slice(0, at), port: Number(name.slice(at + 1)) }, { retryStrategy: () => null, connectionName: 'tg-reconcile', commandTimeout: this.commandTimeoutMs || undefined });
       conn.on('error', () => undefined);
       n = { conn, scripts: new Scripts(conn, this.keys) };
       this.conns.set(name, n);

@@ -219,4 +219,25 @@ describe('keyspace reads of a frozen master', function () {
       await servers.stop();
     }
   });
+  it('do not keep reads queued on a connection that closed: a read of a killed master fails, let go of or not', async () => {
+    const servers = await startLocalRedis({ mode: 'cluster' });
+    const killed = await servers.masterOf(0);
+    const name = `127.0.0.1:${killed.port}`;
+    const target = await detectTarget(loadConfig({ TG_REDIS_URL: servers.url }, []).redis);
+    const reads = new KeyspaceReads(target, new Keys(randomPrefix()), () => name);
+    try {
+      expect((await reads.slotCounts([{ first: 0, last: 2 }])).size).to.equal(3);
+      await killed.stop('SIGKILL');
+      const waiting = reads.slotCounts([{ first: 0, last: 2 }]).then(() => 'answered', (err: unknown) => String(err));
+      // Let go of as its master leaves the topology: a connection waiting to reconnect kept the read queued for ever.
+      reads.forget(name);
+      let deadline: NodeJS.Timeout | undefined;
+      const outcome = await Promise.race([waiting, new Promise<string>((resolve) => (deadline = setTimeout(() => resolve('still waiting after 10 s'), 10_000)))]);
+      clearTimeout(deadline);
+      expect(outcome).to.match(/closed|ECONNREFUSED/i);
+    } finally {
+      reads.close();
+      await servers.stop();
+    }
+  });
 });
