@@ -7,7 +7,7 @@ import { KeyspaceSubscriber } from '../lib/keyspace-subscriber.js';
 import { silentLogger } from '../lib/logger.js';
 import { connect, detectTarget, masters } from '../lib/redis.js';
 import { SLOT_COUNT } from '../lib/slots.js';
-import { clusterUrl, randomPrefix, waitFor } from './helpers/redis.js';
+import { clusterUrl, outcomeWithin, randomPrefix, waitFor } from './helpers/redis.js';
 import { client } from './helpers/worker.js';
 
 describe('keyspace subscriber', () => {
@@ -28,10 +28,7 @@ describe('keyspace subscriber', () => {
       }
       expect(subscriber.status().some((n) => n.confirmed)).to.equal(false);
       subscriber.want(wanted);
-      let timer: NodeJS.Timeout | undefined;
-      const outcome = await Promise.race([started.then(() => 'started'), new Promise((r) => (timer = setTimeout(() => r('still waiting after 10 s'), 10000)))]);
-      clearTimeout(timer);
-      expect(outcome).to.equal('started');
+      expect(await outcomeWithin(started.then(() => 'started'), 10_000)).to.equal('started');
       expect(subscriber.status().map((n) => n.node)).to.deep.equal([`${first!.host}:${first!.port}`]);
     } finally {
       await subscriber.stop();
@@ -97,12 +94,7 @@ describe('keyspace subscriber', () => {
       for (const n of frozen) process.kill(n.pid!, 'SIGSTOP');
       stopped = true;
       // Six reads: a keyless command would land on a frozen master in all but 1 of 729 such runs.
-      for (let i = 0; i < 6; i++) {
-        let deadline: NodeJS.Timeout | undefined;
-        const read = await Promise.race([masters(redis, target), new Promise<string>((resolve) => (deadline = setTimeout(() => resolve('still waiting after 10 s'), 10_000)))]);
-        clearTimeout(deadline);
-        expect(read, `read ${i + 1}`).to.deep.equal(before);
-      }
+      for (let i = 0; i < 6; i++) expect(await outcomeWithin(masters(redis, target), 10_000), `read ${i + 1}`).to.deep.equal(before);
     } finally {
       if (stopped) for (const n of frozen) process.kill(n.pid!, 'SIGCONT');
       redis.disconnect();

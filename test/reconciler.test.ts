@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import type { Cluster } from 'ioredis';
 import { Keys } from '../lib/keys.js';
-import { startLocalRedis } from '../lib/local-redis.js';
+import { startLocalRedis, type LocalRedis, type LocalRedisNode } from '../lib/local-redis.js';
 import { loadConfig } from '../lib/config.js';
 import { offlineReconciler, type Divergence, type Reconciler } from '../lib/reconciler.js';
 import { connect, detectTarget, type RedisClient } from '../lib/redis.js';
@@ -13,7 +13,7 @@ import { Scripts } from '../lib/scripts.js';
 import { keySlot, partitionOfSlot } from '../lib/slots.js';
 import { KeyspaceReads } from '../lib/keyspace-reads.js';
 import { needsTicket, parseIndexEntry, TicketIndex } from '../lib/ticket-index.js';
-import { clusterUrl, randomPrefix, standaloneUrl } from './helpers/redis.js';
+import { clusterUrl, outcomeWithin, randomPrefix, standaloneUrl } from './helpers/redis.js';
 
 describe('ticket index entries', () => {
   it('parses seq and digest, a tombstone has an empty digest', () => {
@@ -168,76 +168,58 @@ for (const mode of ['standalone', 'cluster'] as const) {
   });
 }
 
-describe('keyspace reads of a frozen master', function () {
+describe('keyspace reads of a master that stops answering', function () {
   this.timeout(60000);
+  let servers: LocalRedis | undefined;
+  let node: LocalRedisNode | undefined;
+  let frozen = false;
+  let reads: KeyspaceReads | undefined;
+  const name = () => `127.0.0.1:${node!.port}`;
+  const firstSlots = () => reads!.slotCounts([{ first: 0, last: 2 }]);
+
+  /** Reads of slot 0's master, answered once first: what follows is the fault, not a connection that never came. */
+  async function readsOfSlot0(commandTimeoutMs?: number): Promise<void> {
+    servers = await startLocalRedis({ mode: 'cluster' });
+    node = await servers.masterOf(0);
+    const target = await detectTarget(loadConfig({ TG_REDIS_URL: servers.url }, []).redis);
+    reads = new KeyspaceReads(target, new Keys(randomPrefix()), name, commandTimeoutMs);
+    expect((await firstSlots()).size).to.equal(3);
+  }
+
+  /** Stopped, not killed: the connection stays open and nothing on it is ever answered. */
+  function freeze(): void {
+    process.kill(node!.pid!, 'SIGSTOP');
+    frozen = true;
+  }
+
+  afterEach(async () => {
+    if (frozen) process.kill(node!.pid!, 'SIGCONT');
+    frozen = false;
+    reads?.close();
+    await servers?.stop();
+    [servers, node, reads] = [undefined, undefined, undefined];
+  });
 
   it('fail after the command timeout instead of waiting for ever (a pass that fails is asked again on the topology as it is then)', async () => {
-    const servers = await startLocalRedis({ mode: 'cluster' });
-    const frozen = await servers.masterOf(0);
-    let stopped = false;
-    const target = await detectTarget(loadConfig({ TG_REDIS_URL: servers.url }, []).redis);
-    const reads = new KeyspaceReads(target, new Keys(randomPrefix()), () => `127.0.0.1:${frozen.port}`, 500);
-    try {
-      // Connected and answering first: what follows is the stop, not a connection that never came.
-      expect((await reads.slotCounts([{ first: 0, last: 2 }])).size).to.equal(3);
-      // Stopped, not killed: the connection stays open and nothing on it is ever answered.
-      process.kill(frozen.pid!, 'SIGSTOP');
-      stopped = true;
-      let deadline: NodeJS.Timeout | undefined;
-      const outcome = await Promise.race([
-        reads.slotCounts([{ first: 0, last: 2 }]).then(() => 'answered', (err: unknown) => String(err)),
-        new Promise<string>((resolve) => (deadline = setTimeout(() => resolve('still waiting after 10 s'), 10_000))),
-      ]);
-      clearTimeout(deadline);
-      expect(outcome).to.match(/timed out/i);
-    } finally {
-      if (stopped) process.kill(frozen.pid!, 'SIGCONT');
-      reads.close();
-      await servers.stop();
-    }
+    await readsOfSlot0(500);
+    freeze();
+    expect(await outcomeWithin(firstSlots(), 10_000)).to.match(/timed out/i);
   });
+
   it('let go of a master that left the topology: a read waiting on it fails at once, whatever its timeout', async () => {
-    const servers = await startLocalRedis({ mode: 'cluster' });
-    const frozen = await servers.masterOf(0);
-    const name = `127.0.0.1:${frozen.port}`;
-    let stopped = false;
-    const target = await detectTarget(loadConfig({ TG_REDIS_URL: servers.url }, []).redis);
-    const reads = new KeyspaceReads(target, new Keys(randomPrefix()), () => name);
-    try {
-      expect((await reads.slotCounts([{ first: 0, last: 2 }])).size).to.equal(3);
-      process.kill(frozen.pid!, 'SIGSTOP');
-      stopped = true;
-      const waiting = reads.slotCounts([{ first: 0, last: 2 }]).then(() => 'answered', (err: unknown) => String(err));
-      reads.forget(name);
-      let deadline: NodeJS.Timeout | undefined;
-      const outcome = await Promise.race([waiting, new Promise<string>((resolve) => (deadline = setTimeout(() => resolve('still waiting after 10 s'), 10_000)))]);
-      clearTimeout(deadline);
-      expect(outcome).to.match(/closed/i);
-    } finally {
-      if (stopped) process.kill(frozen.pid!, 'SIGCONT');
-      reads.close();
-      await servers.stop();
-    }
+    await readsOfSlot0();
+    freeze();
+    const waiting = outcomeWithin(firstSlots(), 10_000);
+    reads!.forget(name());
+    expect(await waiting).to.match(/closed/i);
   });
+
   it('do not keep reads queued on a connection that closed: a read of a killed master fails, let go of or not', async () => {
-    const servers = await startLocalRedis({ mode: 'cluster' });
-    const killed = await servers.masterOf(0);
-    const name = `127.0.0.1:${killed.port}`;
-    const target = await detectTarget(loadConfig({ TG_REDIS_URL: servers.url }, []).redis);
-    const reads = new KeyspaceReads(target, new Keys(randomPrefix()), () => name);
-    try {
-      expect((await reads.slotCounts([{ first: 0, last: 2 }])).size).to.equal(3);
-      await killed.stop('SIGKILL');
-      const waiting = reads.slotCounts([{ first: 0, last: 2 }]).then(() => 'answered', (err: unknown) => String(err));
-      // Let go of as its master leaves the topology: a connection waiting to reconnect kept the read queued for ever.
-      reads.forget(name);
-      let deadline: NodeJS.Timeout | undefined;
-      const outcome = await Promise.race([waiting, new Promise<string>((resolve) => (deadline = setTimeout(() => resolve('still waiting after 10 s'), 10_000)))]);
-      clearTimeout(deadline);
-      expect(outcome).to.match(/closed|ECONNREFUSED/i);
-    } finally {
-      reads.close();
-      await servers.stop();
-    }
+    await readsOfSlot0();
+    await node!.stop('SIGKILL');
+    const waiting = outcomeWithin(firstSlots(), 10_000);
+    // Let go of as its master leaves the topology: a connection waiting to reconnect kept the read queued for ever.
+    reads!.forget(name());
+    expect(await waiting).to.match(/closed|ECONNREFUSED/i);
   });
 });

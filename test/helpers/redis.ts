@@ -37,6 +37,20 @@ export async function waitFor(cond: () => Promise<boolean> | boolean, opts: Wait
 }
 
 /**
+ * What a call comes to within `ms`: its value, the text of its error, or `still waiting after N s`
+ * (a call that may hang for ever when the change under test is missing).
+ */
+export async function outcomeWithin<T>(call: Promise<T>, ms: number): Promise<T | string> {
+  let deadline: NodeJS.Timeout | undefined;
+  const late = new Promise<string>((resolve) => (deadline = setTimeout(() => resolve(`still waiting after ${ms / 1000} s`), ms)));
+  try {
+    return await Promise.race([call.catch((err: unknown) => String(err)), late]);
+  } finally {
+    clearTimeout(deadline);
+  }
+}
+
+/**
  * Stops (SIGSTOP) the first master of a local cluster and waits until another master says the cluster
  * is down (`cluster_state:fail`, after the node timeout). The caller lets it go on (SIGCONT) when done.
  */
