@@ -12,7 +12,7 @@ import { evictionRisk, type EvictionAnswer } from './eviction.js';
 import type { Logger } from './logger.js';
 import { missingFlags, withRequiredFlags } from './notifications.js';
 import { ReadPacer } from './read-pacing.js';
-import { connectNode, endpointName, masters, type MasterNode, type RedisClient, type RedisTarget } from './redis.js';
+import { closeConnection, connectNode, endpointName, masters, type MasterNode, type RedisClient, type RedisTarget } from './redis.js';
 import { SLOT_COUNT } from './slots.js';
 
 export type KeyspaceHandler = (key: Buffer, event: Buffer) => void;
@@ -189,7 +189,7 @@ export class KeyspaceSubscriber extends EventEmitter {
     clearInterval(this.timer);
     clearInterval(this.pinger);
     await this.refreshing?.catch(() => undefined);
-    await Promise.all([...this.nodes.values()].map((n) => n.conn.quit().catch(() => n.conn.disconnect())));
+    await Promise.all([...this.nodes.values()].map((n) => closeConnection(n.conn)));
     this.nodes.clear();
   }
 

@@ -279,6 +279,21 @@ function answerWithin<T>(reply: Promise<T>, ms: number): Promise<T> {
   return Promise.race([reply, late]).finally(() => clearTimeout(timer));
 }
 
+/** Most time a closing connection waits for its QUIT to be answered. */
+const QUIT_GRACE_MS = 1000;
+
+/**
+ * Closes a connection: with QUIT when Redis answers it soon (what was sent before is answered
+ * first), else by dropping it. A master frozen without closing its connections never answers, and
+ * a graceful stop waited on it until its deadline.
+ */
+export function closeConnection(conn: Redis | Cluster): Promise<void> {
+  return answerWithin(conn.quit(), QUIT_GRACE_MS).then(
+    () => undefined,
+    () => conn.disconnect(),
+  );
+}
+
 function fromSlots(slots: SlotsReply): MasterNode[] {
   const byNode = new Map<string, MasterNode>();
   for (const [first, last, master] of slots) {

@@ -19,7 +19,7 @@ import { startHttpServer, type HttpServer } from './http-server.js';
 import { KeyspaceSubscriber } from './keyspace-subscriber.js';
 import { LeaseKeeper, readLeases, type LeaseState } from './lease-keeper.js';
 import { createLogger, type Logger } from './logger.js';
-import { connect, nodeOfSlot, waitForTarget, type RedisClient, type RedisTarget } from './redis.js';
+import { closeConnection, connect, nodeOfSlot, waitForTarget, type RedisClient, type RedisTarget } from './redis.js';
 import { printableKey, Reconciler } from './reconciler.js';
 import { Scripts } from './scripts.js';
 import { claimSinkLayout, loadSink, StreamSink, type Ticket } from './sink.js';
@@ -479,7 +479,7 @@ export class GeneratorWorker implements WorkerView {
     await Promise.all([...this.leases.held.keys()].map((p) => this.leases.release(p).catch(() => undefined)));
     this.forwarding.fill(0);
     await this.queue.close();
-    await Promise.all([this.control, this.client, this.bullClient].map((c) => c.quit().catch(() => undefined)));
+    await Promise.all([this.control, this.client, this.bullClient].map(closeConnection));
     await this.http?.close();
     this.logger.info('stopped', { eventsReceived: this.stats.eventsReceived, appended: this.writer.appended, enqueued: this.reader.enqueued, tickets: this.tickets.made });
   }

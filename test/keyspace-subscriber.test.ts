@@ -5,7 +5,7 @@ import { loadConfig } from '../lib/config.js';
 import { startLocalRedis } from '../lib/local-redis.js';
 import { KeyspaceSubscriber } from '../lib/keyspace-subscriber.js';
 import { silentLogger } from '../lib/logger.js';
-import { connect, detectTarget, masters } from '../lib/redis.js';
+import { closeConnection, connect, detectTarget, masters } from '../lib/redis.js';
 import { SLOT_COUNT } from '../lib/slots.js';
 import { clusterUrl, outcomeWithin, randomPrefix, waitFor } from './helpers/redis.js';
 import { client } from './helpers/worker.js';
@@ -80,7 +80,7 @@ describe('keyspace subscriber', () => {
       await servers.stop();
     }
   });
-  it('reads the topology from a master that answers while two of three are frozen (SIGSTOP): none waits for ever', async function () {
+  it('reads the topology from a master that answers, and closes its connections, while two of three masters are frozen (SIGSTOP): none waits for ever', async function () {
     this.timeout(60000);
     const servers = await startLocalRedis({ mode: 'cluster' });
     const target = await detectTarget(loadConfig({ TG_REDIS_URL: servers.url }, []).redis);
@@ -95,6 +95,8 @@ describe('keyspace subscriber', () => {
       stopped = true;
       // Six reads: a keyless command would land on a frozen master in all but 1 of 729 such runs.
       for (let i = 0; i < 6; i++) expect(await outcomeWithin(masters(redis, target), 10_000), `read ${i + 1}`).to.deep.equal(before);
+      // A graceful stop closes its connections last: QUIT is never answered by a frozen master.
+      expect(await outcomeWithin(closeConnection(redis).then(() => 'closed'), 10_000)).to.equal('closed');
     } finally {
       if (stopped) for (const n of frozen) process.kill(n.pid!, 'SIGCONT');
       redis.disconnect();
