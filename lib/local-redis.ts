@@ -86,12 +86,36 @@ function portFree(port: number): Promise<boolean> {
 
 const claimed = new Set<number>();
 
+/** Lowest port the kernel gives a connection as its own (Linux; 32768 elsewhere and by default). */
+function ephemeralLow(): number {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+/** Cluster bus port: the client port plus this. */
+const BUS_OFFSET = 10000;
+
+/**
+ * Where a local Redis's ports are picked, [from, to): below the ports the kernel gives outgoing
+ * connections, its cluster bus port too. Picked among them, a port found free could be taken by a
+ * client connection before the server bound it ("Address already in use" on the bus port, a failed
+ * CI run). A range too narrow for that leaves the choice as before.
+ */
+export function portRange(cluster: boolean, ephemeralFrom = ephemeralLow()): { from: number; to: number } {
+  const to = ephemeralFrom - (cluster ? BUS_OFFSET : 0);
+  return to - 10000 >= 1000 ? { from: 10000, to } : { from: 20000, to: 50000 };
+}
+
 /** A free port (and, for a cluster, a free bus port at +10000) not handed out before. */
 async function freePort(cluster: boolean): Promise<number> {
+  const { from, to } = portRange(cluster);
   for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 20000 + Math.floor(Math.random() * 30000);
+    const port = from + Math.floor(Math.random() * (to - from));
     if (claimed.has(port)) continue;
-    if ((await portFree(port)) && (!cluster || (await portFree(port + 10000)))) {
+    if ((await portFree(port)) && (!cluster || (await portFree(port + BUS_OFFSET)))) {
       claimed.add(port);
       return port;
     }

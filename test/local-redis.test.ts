@@ -1,6 +1,7 @@
 import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
-import { RedisServerMissingError, startLocalRedis } from '../lib/local-redis.js';
+import { portRange, RedisServerMissingError, startLocalRedis } from '../lib/local-redis.js';
 import { keySlot } from '../lib/slots.js';
 import { clusterUrl, waitFor } from './helpers/redis.js';
 
@@ -78,6 +79,19 @@ describe('local Redis', function () {
     } finally {
       await local.stop();
     }
+  });
+
+  it('picks its ports below those the kernel gives outgoing connections, the cluster bus port (+10000) included', () => {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    // The test run's cluster, started by the launcher.
+    for (const port of portsOf(clusterUrl())) expect(port + 10000, `bus port of ${port}`).to.be.below(low);
+    for (const ephemeral of [32768, 49152]) {
+      const { from, to } = portRange(true, ephemeral);
+      expect(to + 10000).to.be.at.most(ephemeral);
+      expect(to - from).to.be.at.least(1000);
+    }
+    // No room below a low range: as before.
+    expect(portRange(true, 15000)).to.deep.equal({ from: 20000, to: 50000 });
   });
 
   it('says how to install redis-server when it is missing', async () => {
