@@ -87,7 +87,7 @@ function portFree(port: number): Promise<boolean> {
 const claimed = new Set<number>();
 
 /** Lowest port the kernel gives a connection as its own (Linux; 32768 elsewhere and by default). */
-function ephemeralLow(): number {
+export function ephemeralLow(): number {
   try {
     return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32768;
   } catch {

@@ -1,7 +1,6 @@
 import { expect } from 'chai';
-import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
-import { portRange, RedisServerMissingError, startLocalRedis } from '../lib/local-redis.js';
+import { ephemeralLow, portRange, RedisServerMissingError, startLocalRedis } from '../lib/local-redis.js';
 import { keySlot } from '../lib/slots.js';
 import { clusterUrl, waitFor } from './helpers/redis.js';
 
@@ -82,7 +81,7 @@ describe('local Redis', function () {
   });
 
   it('picks its ports below those the kernel gives outgoing connections, the cluster bus port (+10000) included', () => {
-    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    const low = ephemeralLow();
     // The test run's cluster, started by the launcher.
     for (const port of portsOf(clusterUrl())) expect(port + 10000, `bus port of ${port}`).to.be.below(low);
     for (const ephemeral of [32768, 49152]) {
