@@ -98,6 +98,10 @@ export function ephemeralLow(): number {
 /** Cluster bus port: the client port plus this. */
 const BUS_OFFSET = 10000;
 
+/** Lowest port picked, and fewest ports to pick among below the kernel's range before falling back. */
+const LOWEST_PORT = 10000;
+const FEWEST_CHOICES = 1000;
+
 /**
  * Where a local Redis's ports are picked, [from, to): below the ports the kernel gives outgoing
  * connections, its cluster bus port too. Picked among them, a port found free could be taken by a
@@ -106,7 +110,7 @@ const BUS_OFFSET = 10000;
  */
 export function portRange(cluster: boolean, ephemeralFrom = ephemeralLow()): { from: number; to: number } {
   const to = ephemeralFrom - (cluster ? BUS_OFFSET : 0);
-  return to - 10000 >= 1000 ? { from: 10000, to } : { from: 20000, to: 50000 };
+  return to - LOWEST_PORT >= FEWEST_CHOICES ? { from: LOWEST_PORT, to } : { from: 20000, to: 50000 };
 }
 
 /** A free port (and, for a cluster, a free bus port at +10000) not handed out before. */
