@@ -93,6 +93,8 @@ export class KeyspaceSubscriber extends EventEmitter {
   private pinger: NodeJS.Timeout | undefined;
   private stopped = false;
   private refreshing: Promise<void> | undefined;
+  /** The start's subscriptions: settled once each master is confirmed or let go of. */
+  private firstAttach: Promise<void> | undefined;
   private readonly pacer: ReadPacer;
 
   constructor(private readonly opts: SubscriberOptions) {
@@ -104,13 +106,24 @@ export class KeyspaceSubscriber extends EventEmitter {
     this.pattern = channelPrefix + opts.watch;
   }
 
-  /** Subscribes on every master; resolves once all are confirmed. Throws when notifications are off. */
+  /**
+   * Subscribes on every master; resolves once each is confirmed or has left the topology. Throws
+   * when notifications are off (the subscriber is stopped then).
+   */
   async start(): Promise<void> {
     await this.refresh(true);
     this.timer = setInterval(() => {
       this.refresh(false).catch((err) => this.opts.logger.warn('topology refresh failed', { err: String(err) }));
     }, this.opts.refreshIntervalMs ?? 5000);
     if (this.opts.pingIntervalMs !== undefined) this.pinger = setInterval(() => this.ping(), this.opts.pingIntervalMs);
+    // Waited for with the topology read on meanwhile: a master frozen at the start never answers,
+    // and only a later read, once its replica took over, lets go of it.
+    try {
+      await this.firstAttach;
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
   }
 
   /** When the paused connections read next (ms; 0: none is paused). */
@@ -189,8 +202,10 @@ export class KeyspaceSubscriber extends EventEmitter {
     clearInterval(this.timer);
     clearInterval(this.pinger);
     await this.refreshing?.catch(() => undefined);
-    await Promise.all([...this.nodes.values()].map((n) => closeConnection(n.conn)));
+    // Cleared first: a start still waiting on a subscription is let go of with it.
+    const subs = [...this.nodes.values()];
     this.nodes.clear();
+    await Promise.all(subs.map((n) => closeConnection(n.conn)));
   }
 
   private refresh(initial: boolean): Promise<void> {
@@ -231,10 +246,12 @@ export class KeyspaceSubscriber extends EventEmitter {
       const since = Date.now() - 2 * (this.opts.refreshIntervalMs ?? 5000);
       for (const name of this.nodeNames) if (!known.has(name)) this.emit('appeared', name, since);
     }
-    // Only the start waits for its subscriptions; later ones must not hold up the next topology read.
+    // Only the start waits for its subscriptions; none holds up the next topology read.
     const attaching = this.attachWanted(initial);
-    if (initial) await attaching;
-    else attaching.catch((err: unknown) => this.opts.logger.warn('keyspace subscription failed', { err: String(err) }));
+    if (initial) {
+      this.firstAttach = attaching;
+      attaching.catch(() => undefined);
+    } else attaching.catch((err: unknown) => this.opts.logger.warn('keyspace subscription failed', { err: String(err) }));
   }
 
   /**
@@ -301,9 +318,9 @@ export class KeyspaceSubscriber extends EventEmitter {
 
     return new Promise<void>((resolve, reject) => {
       let first = true;
-      // Let go of (want) before its first subscription: nothing to wait for any more.
+      // Let go of (not wanted, or gone from the topology) before its first subscription: nothing to wait for any more.
       conn.on('end', () => {
-        if (first && sub.detached) {
+        if (first && (sub.detached || this.nodes.get(name) !== sub)) {
           first = false;
           resolve();
         }

@@ -80,6 +80,31 @@ describe('keyspace subscriber', () => {
       await servers.stop();
     }
   });
+  it('finishes a start begun while a master is frozen (SIGSTOP) once its replica took over, listening there instead', async function () {
+    this.timeout(60000);
+    const servers = await startLocalRedis({ mode: 'cluster', replicas: 1 });
+    const target = await detectTarget(loadConfig({ TG_REDIS_URL: servers.url }, []).redis);
+    const redis = connect(target, { periodicSlotsRefresh: false, commandTimeoutMs: 2000 });
+    const subscriber = new KeyspaceSubscriber({ target, client: redis, watch: `${randomPrefix()}-k:*`, configureNotifications: false, checkNotifications: true, evictionPolicy: 'warn', logger: silentLogger(), onEvent: () => undefined, refreshIntervalMs: 200, readPause: () => 0 });
+    const victim = servers.nodes[0]!;
+    let frozen = false;
+    try {
+      await masters(redis, target);
+      process.kill(victim.pid!, 'SIGSTOP');
+      frozen = true;
+      // Begun before the replica takes over: the frozen master is in the topology it reads first.
+      const started = subscriber.start();
+      expect(await outcomeWithin(started.then(() => 'started'), 30_000)).to.equal('started');
+      const nodes = () => subscriber.status().map((n) => n.node);
+      expect(nodes()).to.not.include(`127.0.0.1:${victim.port}`);
+      await waitFor(() => subscriber.status().length === 3 && subscriber.status().every((n) => n.confirmed), { timeoutMs: 10000, what: 'a confirmed subscription on each master, the promoted replica included' });
+    } finally {
+      await subscriber.stop();
+      if (frozen) process.kill(victim.pid!, 'SIGCONT');
+      redis.disconnect();
+      await servers.stop();
+    }
+  });
   it('reads the topology from a master that answers, and closes its connections, while two of three masters are frozen (SIGSTOP): none waits for ever', async function () {
     this.timeout(60000);
     const servers = await startLocalRedis({ mode: 'cluster' });
