@@ -11,7 +11,7 @@ import { jobCounts, openShards } from './ticket-queue.js';
 import { readLeases } from './lease-keeper.js';
 import { Scripts } from './scripts.js';
 import { sinkStreams } from './ticket-reader.js';
-import { endpointName, masters, type RedisClient, type RedisTarget } from './redis.js';
+import { endpointName, masters, serverTime, type RedisClient, type RedisTarget } from './redis.js';
 import { keySlot, partitionOfSlot, slotRangeOfPartition } from './slots.js';
 
 export interface KeyLocation {
@@ -57,11 +57,6 @@ export interface ClusterInfo {
   ticketsPerSecond: number;
 }
 
-async function redisNow(client: RedisClient): Promise<number> {
-  const [s, us] = await client.time();
-  return Number(s) * 1000 + Math.floor(Number(us) / 1000);
-}
-
 export async function lookupKey(client: RedisClient, target: RedisTarget, keys: Keys, partitions: number, key: Buffer | string): Promise<KeyLocation> {
   const slot = keySlot(key);
   const partition = partitionOfSlot(slot, partitions);
@@ -91,7 +86,7 @@ async function recentRate(client: RedisClient, stream: string, now: number): Pro
 export async function clusterInfo(client: RedisClient, keys: Keys, partitions: number, queueShards: number): Promise<ClusterInfo> {
   // Made before any command is queued: defining the scripts while an auto-pipeline waits garbles its replies.
   const scripts = new Scripts(client, keys);
-  const now = await redisNow(client);
+  const now = await serverTime(client);
   const streams = await sinkStreams(client, keys.prefix);
   const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
   const [heartbeats, infos, leases, lengths, ticketsTotal, rate] = await Promise.all([

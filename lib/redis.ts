@@ -4,12 +4,10 @@
  * restarts is waited for rather than fatal.
  */
 import { isUtf8 } from 'node:buffer';
-import { setTimeout } from 'node:timers/promises';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { RedisEndpoint, RedisSettings } from './config.js';
 import { RedisUnavailableError } from './errors.js';
 import { groupBy, perGroup } from './group-by.js';
-import type { Logger } from './logger.js';
 import { SLOT_COUNT } from './slots.js';
 
 export type RedisClient = Redis | Cluster;
@@ -92,25 +90,17 @@ async function clusterHealth(node: Redis): Promise<{ state: string; failing: str
   return { state, failing };
 }
 
-/**
- * Waits for the first reachable seed, with backoff, up to the deadline (a starting worker);
- * `signal` ends the wait at once (a stop asked for meanwhile), rejecting with its reason. A cluster
- * that says it is down is waited for the same way: a worker started during a failover would
- * otherwise die on its first command.
- */
-export async function waitForTarget(settings: RedisSettings, timeoutMs: number, logger: Logger, signal?: AbortSignal): Promise<RedisTarget> {
-  const deadline = Date.now() + timeoutMs;
-  for (let attempt = 0; ; attempt++) {
-    signal?.throwIfAborted();
-    try {
-      return await detectTarget(settings, { up: true });
-    } catch (err) {
-      if (!(err instanceof RedisUnavailableError) || Date.now() >= deadline) throw err;
-      logger.warn(err.clusterDown ? 'Redis Cluster down; retrying' : 'Redis unreachable; retrying', { url: settings.display, err: err.message });
-      // An aborted pause rejects with a generic AbortError: the signal's own reason is what callers know.
-      await setTimeout(Math.min(backoff(attempt), Math.max(0, deadline - Date.now())), undefined, { signal }).catch(() => signal?.throwIfAborted());
-    }
-  }
+/** Redis's clock, epoch ms (TIME). */
+export async function serverTime(client: RedisClient): Promise<number> {
+  const [s, us] = await client.time();
+  return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+}
+
+/** Redis's clock minus this machine's, ms, as of the middle of the round trip. */
+export async function clockOffset(client: RedisClient): Promise<number> {
+  const sentAt = Date.now();
+  const now = await serverTime(client);
+  return now - (sentAt + Date.now()) / 2;
 }
 
 export interface ConnectOptions {

@@ -19,10 +19,11 @@ import { startHttpServer, type HttpServer } from './http-server.js';
 import { KeyspaceSubscriber } from './keyspace-subscriber.js';
 import { LeaseKeeper, readLeases, type LeaseState } from './lease-keeper.js';
 import { createLogger, type Logger } from './logger.js';
-import { closeConnection, connect, nodeOfSlot, waitForTarget, type RedisClient, type RedisTarget } from './redis.js';
+import { clockOffset, closeConnection, connect, nodeOfSlot, type RedisClient, type RedisTarget } from './redis.js';
 import { printableKey, Reconciler } from './reconciler.js';
 import { Scripts } from './scripts.js';
 import { claimSinkLayout, loadSink, StreamSink, type Ticket } from './sink.js';
+import { StartSteps } from './start-steps.js';
 import { keySlot, partitionOfSlot, slotRangeOfPartition } from './slots.js';
 import { TicketQueue } from './ticket-queue.js';
 import { TicketWorker } from './ticket-worker.js';
@@ -173,7 +174,8 @@ export class GeneratorWorker implements WorkerView {
 
   async start(): Promise<void> {
     const { config, logger, keys } = this;
-    const target = (this.target = await waitForTarget(config.redis, config.connectTimeoutMs, logger, this.starting.signal));
+    const steps = new StartSteps(config.connectTimeoutMs, this.starting.signal, logger);
+    const target = (this.target = await steps.target(config.redis));
     logger.info('starting', { redis: config.redis.display, cluster: target.cluster, partitions: config.partitions, watch: config.watch });
     // The subscriber's topology reads refresh its slot map (lib/keyspace-subscriber.ts). No
     // auto-pipelining: the hot path already batches one script call a node, and each auto-pipeline
@@ -185,8 +187,9 @@ export class GeneratorWorker implements WorkerView {
     this.client.on('reconnecting', () => this.stats.redisReconnects++);
     this.bullClient.on('error', (err: Error) => logger.debug('redis error (queue)', { err: err.message }));
 
+    steps.routeBy(this.client);
     const scripts = (this.scripts = new Scripts(this.client, keys));
-    await claimSinkLayout(this.client, scripts, keys);
+    await steps.run('sink layout', () => claimSinkLayout(this.client, scripts, keys));
     const sink = await loadSink(config.handler, new StreamSink(scripts, keys, config.sinkMaxLen), logger);
     const connection = this.bullClient as unknown as ConnectionOptions;
     this.queue = new TicketQueue(connection, keys, { attempts: config.jobAttempts, backoffMs: config.jobBackoffMs }, config.queueShards);
@@ -236,9 +239,7 @@ export class GeneratorWorker implements WorkerView {
       this.looks.tick();
       this.tickets.tick();
     });
-    const sentAt = Date.now();
-    const [seconds, micros] = await this.client.time();
-    const clockOffsetMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - (sentAt + Date.now()) / 2;
+    const clockOffsetMs = await steps.run('server time', () => clockOffset(this.client));
     this.reconciler = new Reconciler({
       target,
       client: this.client,
@@ -256,10 +257,14 @@ export class GeneratorWorker implements WorkerView {
       markDirty: (p, key, event) => this.writer.add(p, key, event),
       onDivergent: (d) => logger.warn('divergent key: its newest ticket is not what Redis holds', { partition: d.partition, key: printableKey(d.key), indexedSeq: d.indexed?.seq ?? null, exists: d.digest !== '' }),
     });
+    this.control = connect(target, { connectionName: `tg-${this.id}-control`, periodicSlotsRefresh: false });
+    this.control.on('error', (err: Error) => logger.debug('redis error (control)', { err: err.message }));
+    steps.routeBy(this.control);
     this.subscriber = new KeyspaceSubscriber({
       target,
       client: this.client,
-      followers: [this.bullClient],
+      // The control connection's subscriber is one node of its slot map: a frozen one is left once the map is.
+      followers: [this.bullClient, this.control],
       watch: config.watch,
       configureNotifications: config.configureNotifications,
       checkNotifications: config.checkNotifications,
@@ -284,8 +289,6 @@ export class GeneratorWorker implements WorkerView {
       markDirty: (p, key, event, at) => this.writer.add(p, key, event, at),
     });
 
-    this.control = connect(target, { connectionName: `tg-${this.id}-control`, periodicSlotsRefresh: false });
-    this.control.on('error', (err: Error) => logger.debug('redis error (control)', { err: err.message }));
     this.control.on('message', (channel: string, message: string) => {
       if (channel === keys.gapsChannel()) this.coverage.gapNotice(message).catch((err: unknown) => logger.warn('gap notice not checked', { err: String(err) }));
       else if (channel === keys.eventsChannel()) {
@@ -302,12 +305,14 @@ export class GeneratorWorker implements WorkerView {
         void this.looks.now();
       } else void this.onControl(message);
     });
-    await this.control.subscribe(keys.controlChannel(this.id), keys.gapsChannel(), keys.eventsChannel());
 
     this.subscriber.on('dropped', () => this.stats.redisReconnects++);
-    await this.subscriber.start();
+    await steps.run('keyspace subscriptions', () => this.subscriber.start());
+    // After the subscriber's start: its topology reads are what moves the control connection off a frozen master.
+    await steps.run('control channels', () => this.control.subscribe(keys.controlChannel(this.id), keys.gapsChannel(), keys.eventsChannel()));
     if (config.httpPort !== null) this.http = await startHttpServer(this, config.httpPort, config.httpHost, logger);
-    await this.client.hset(keys.memberInfo(), this.id, JSON.stringify({ host: hostname(), pid: process.pid, startedAt: Date.now(), httpPort: this.http?.port ?? null }));
+    const info = JSON.stringify({ host: hostname(), pid: process.pid, startedAt: Date.now(), httpPort: this.http?.port ?? null });
+    await steps.run('member info', () => this.client.hset(keys.memberInfo(), this.id, info));
     this.leases.start();
     this.tickets.start();
     this.reconciler.start();

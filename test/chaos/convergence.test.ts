@@ -11,11 +11,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { parseRedisUrl } from '../../lib/config.js';
+import { Keys } from '../../lib/keys.js';
 import { startLocalRedis, type LocalRedis } from '../../lib/local-redis.js';
 import { connect, detectTarget, masters, type MasterNode, type RedisClient } from '../../lib/redis.js';
 import { keySlot } from '../../lib/slots.js';
 import { flood } from '../../loadtest/flood.js';
-import { killIfRunning, startWorkers, stopWorkers, type WorkerProcess } from '../helpers/process.js';
+import { exitOf, killIfRunning, spawnWorker, startWorkers, stopWorkers, type WorkerProcess } from '../helpers/process.js';
 import { clusterUrl, randomPrefix, waitFor } from '../helpers/redis.js';
 import { backgroundLoad, type BackgroundLoad } from '../helpers/load.js';
 import { client, waitForConvergence } from '../helpers/worker.js';
@@ -163,6 +164,47 @@ describe('exact convergence', function () {
       process.kill(frozen, 'SIGCONT');
       frozen = undefined;
       await stopWorkers(procs);
+    } finally {
+      if (frozen !== undefined) process.kill(frozen, 'SIGCONT');
+      redis.disconnect();
+      await servers.stop();
+    }
+  });
+
+  it('rolls workers while a master is frozen: the one started joins, the one stopped exits 0, every key converges', async () => {
+    const prefix = randomPrefix();
+    const servers: LocalRedis = await startLocalRedis({ mode: 'cluster', replicas: 1 });
+    const redis = connect(await detectTarget(parseRedisUrl(servers.url)), { commandTimeoutMs: 2000 });
+    redis.on('error', () => undefined);
+    let frozen: number | undefined;
+    try {
+      procs = await startWorkers(servers.url, prefix, 2, redis, NO_RECONCILE);
+      const keys = Array.from({ length: 2000 }, (_, i) => `${prefix}-k:${i}`);
+      const load = failoverLoad(redis, keys);
+      await waitFor(() => load.writes() > 3000, { timeoutMs: 20000, what: 'load before the freeze' });
+      // The master of the key the start asks first: a start that does not wait the freeze out fails there.
+      const layoutSlot = keySlot(new Keys(prefix).sinkLayout());
+      const victim = await servers.masterOf(layoutSlot);
+      frozen = victim.pid!;
+      process.kill(frozen, 'SIGSTOP');
+      // A rolling restart in the middle of it: one worker stopped, one started, before the replica takes over.
+      const stopped = procs[0]!;
+      stopped.proc.kill('SIGINT');
+      // Seeded with the masters that answer: its start meets the frozen master only in its commands, not in its first probe.
+      const seeds = servers.url.split(',').filter((u) => !u.endsWith(`:${victim.port}`)).join(',');
+      const joining = spawnWorker({ TG_REDIS_URL: seeds, TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*`, TG_LEASE_TTL_MS: '1500', ...NO_RECONCILE });
+      procs.push(joining);
+      await waitFor(async () => (await servers.masterOf(layoutSlot).catch(() => victim)) !== victim, { timeoutMs: 30000, what: 'the replica promoted' });
+      expect(await exitOf(stopped, 35000)).to.equal(0);
+      await joining.waitForLog('started', 60000);
+      const before = load.writes();
+      await waitFor(() => load.writes() > before + 3000, { timeoutMs: 60000, what: 'load after the promotion' });
+      await load.stop();
+      const ms = await waitForConvergence(redis, prefix, keys, 60000);
+      measured(`rolling workers, master frozen: ${load.writes()} writes to ${keys.length} keys; the stopped worker exited 0, the started one joined; 0 keys off Redis ${ms} ms after the load`);
+      process.kill(frozen, 'SIGCONT');
+      frozen = undefined;
+      await stopWorkers(procs.slice(1));
     } finally {
       if (frozen !== undefined) process.kill(frozen, 'SIGCONT');
       redis.disconnect();

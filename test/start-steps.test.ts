@@ -1,0 +1,56 @@
+/** A worker's start against a Redis that stops answering for a while, and against one that refuses. */
+import { expect } from 'chai';
+import { Redis } from 'ioredis';
+import { startLocalRedis } from '../lib/local-redis.js';
+import { silentLogger } from '../lib/logger.js';
+import { passesWithFailover, StartSteps } from '../lib/start-steps.js';
+import { waitFor } from './helpers/redis.js';
+
+describe('start steps', () => {
+  it('tells what a failover answers from what a working Redis refuses', () => {
+    for (const passing of ['Command timed out', 'CLUSTERDOWN The cluster is down', 'TRYAGAIN Multiple keys request during rehashing of slot', 'LOADING Redis is loading the dataset in memory', 'Connection is closed.']) {
+      expect(passesWithFailover(new Error(passing)), passing).to.equal(true);
+    }
+    for (const fatal of ["NOPERM User tg has no permissions to run the 'time' command", 'ERR unknown command', 'OOM command not allowed when used memory > maxmemory']) {
+      expect(passesWithFailover(new Error(fatal)), fatal).to.equal(false);
+    }
+  });
+
+  it('asks a step again while Redis does not answer (SIGSTOP), and has its answer once Redis is back', async function () {
+    this.timeout(30000);
+    const server = await startLocalRedis({ mode: 'standalone' });
+    const node = server.nodes[0]!;
+    const redis = new Redis({ host: '127.0.0.1', port: node.port, commandTimeout: 300 });
+    let stopped = false;
+    try {
+      await redis.set('k', 'answered');
+      const warnings: unknown[] = [];
+      const logger = silentLogger();
+      logger.warn = ((...args: unknown[]) => (warnings.push(args), logger)) as typeof logger.warn;
+      const steps = new StartSteps(20000, new AbortController().signal, logger);
+      process.kill(node.pid!, 'SIGSTOP');
+      stopped = true;
+      const answer = steps.run('read', () => redis.get('k'));
+      // Several timeouts seen and retried before Redis answers again.
+      await waitFor(() => warnings.length >= 2, { timeoutMs: 10000, what: 'two retried timeouts' });
+      process.kill(node.pid!, 'SIGCONT');
+      stopped = false;
+      expect(await answer).to.equal('answered');
+    } finally {
+      if (stopped) process.kill(node.pid!, 'SIGCONT');
+      redis.disconnect();
+      await server.stop();
+    }
+  });
+
+  it('gives up at the deadline naming TG_CONNECT_TIMEOUT_MS, and at once on what a working Redis refuses', async () => {
+    const steps = new StartSteps(200, new AbortController().signal, silentLogger());
+    let calls = 0;
+    const late = await steps.run('layout', () => Promise.reject(new Error(`Command timed out ${++calls}`))).catch((err: Error) => err);
+    expect(String(late)).to.contain("start step 'layout'").and.contain('TG_CONNECT_TIMEOUT_MS=200');
+    expect(calls).to.be.greaterThan(1);
+    calls = 0;
+    const refused = await steps.run('layout', () => Promise.reject(new Error(`NOPERM no ${++calls}`))).catch((err: Error) => err);
+    expect(String(refused)).to.equal('Error: NOPERM no 1');
+  });
+});
