@@ -66,6 +66,9 @@ export class TicketWorker extends EventEmitter {
   private readonly retryLooks: (NodeJS.Timeout | undefined)[];
   private started = false;
   private closing = false;
+  /** Settles when close() is called: what a loop still waits for then is not waited for. */
+  private readonly closed: Promise<undefined>;
+  private markClosed!: () => void;
   /** Tickets written so far. */
   made = 0;
   /** Jobs that failed their last attempt: their keys converge through reconciliation. */
@@ -74,6 +77,7 @@ export class TicketWorker extends EventEmitter {
 
   constructor(private readonly opts: TicketWorkerOptions) {
     super();
+    this.closed = new Promise((resolve) => (this.markClosed = () => resolve(undefined)));
     const matches = globMatcher(opts.watch);
     this.watched = (key) => !opts.keys.isOwn(key) && matches(key);
     const tags = queueShardTags(opts.queue.queues.length);
@@ -160,8 +164,10 @@ export class TicketWorker extends EventEmitter {
   private async runJobs(shard: number): Promise<void> {
     const worker = this.workers[shard]!;
     const token = nanoid();
-    // Completing a job fetches the next one in the same call, as BullMQ's own loop does.
-    let job: Job<TicketJobData, number> | void = await worker.getNextJob(token, { block: false });
+    // Completing a job fetches the next one in the same call, as BullMQ's own loop does. A fetch
+    // still waiting when the worker closes (its master frozen) is left: a job it moves to active
+    // has no lock extended and is found stalled and run elsewhere.
+    let job: Job<TicketJobData, number> | void = await Promise.race([worker.getNextJob(token, { block: false }), this.closed]);
     while (job) {
       const running = job;
       const extend = setInterval(() => void running.extendLock(token, this.opts.lockDurationMs).catch(() => undefined), this.opts.lockDurationMs / 2);
@@ -176,9 +182,12 @@ export class TicketWorker extends EventEmitter {
   /** Stops taking jobs and waits for the active ones. */
   async close(): Promise<void> {
     this.closing = true;
+    this.markClosed();
     this.retryLooks.forEach(clearTimeout);
     while (this.loops.size > 0) await Promise.all([...this.loops]);
-    await Promise.all(this.workers.map((w) => w.close()));
+    // Forced: no job of BullMQ's own loop to wait for (this worker's loops ran them all), and its
+    // idle blocking connection is dropped rather than sent a QUIT that a frozen master never answers.
+    await Promise.all(this.workers.map((w) => w.close(true)));
   }
 
   private async process(job: Job<TicketJobData, number>): Promise<number> {

@@ -3,6 +3,7 @@ import { Worker, type ConnectionOptions } from 'bullmq';
 import { expect } from 'chai';
 import type { Cluster } from 'ioredis';
 import { loadConfig } from '../lib/config.js';
+import { startLocalRedis } from '../lib/local-redis.js';
 import { Keys, TICKET_QUEUE } from '../lib/keys.js';
 import { readLeases } from '../lib/lease-keeper.js';
 import { silentLogger } from '../lib/logger.js';
@@ -14,7 +15,7 @@ import { latestTickets } from '../lib/ticket-reader.js';
 import { encodeItems, TicketQueue } from '../lib/ticket-queue.js';
 import { TicketWorker } from '../lib/ticket-worker.js';
 import type { GeneratorWorker } from '../lib/worker.js';
-import { clusterUrl, randomPrefix, waitFor } from './helpers/redis.js';
+import { clusterUrl, outcomeWithin, randomPrefix, waitFor } from './helpers/redis.js';
 import { client, startWorker, testConfig } from './helpers/worker.js';
 
 describe('ticket jobs (cluster)', function () {
@@ -118,5 +119,31 @@ describe('ticket jobs (cluster)', function () {
       expect(await dead.getNextJob('dead-token', { block: false })).to.not.equal(undefined);
       await waitFor(() => written.length === 1, { timeoutMs: 15000, what: 'the stalled job\'s ticket' });
     });
+  });
+
+  it('closes without waiting on a Redis that stopped answering (SIGSTOP): a fetch in flight is left to the stalled check, the idle connections dropped', async () => {
+    const server = await startLocalRedis({ mode: 'standalone' });
+    const node = server.nodes[0]!;
+    // No command timeout: what waits on the frozen server waits as long as it stays frozen.
+    const bull = connect(await detectTarget(loadConfig({ TG_REDIS_URL: server.url }, []).redis), { maxRetriesPerRequest: null });
+    const keys = new Keys(randomPrefix());
+    const connection = bull as unknown as ConnectionOptions;
+    const queue = new TicketQueue(connection, keys, { attempts: 5, backoffMs: 200 }, 1);
+    const tickets = new TicketWorker({ connection, queue, keys, scripts: new Scripts(bull, keys), sink: { indexes: false, write: async () => undefined }, workerId: 'w', partitions: 16, concurrency: 2, logger: silentLogger(), lockDurationMs: 5000, watch: `${keys.prefix}-k:*` });
+    let frozen = false;
+    try {
+      tickets.start();
+      await Promise.all([queue.queues[0]!.waitUntilReady(), tickets.workers[0]!.waitUntilReady()]);
+      process.kill(node.pid!, 'SIGSTOP');
+      frozen = true;
+      // A look for jobs: its fetch is sent to the frozen server and never answered.
+      tickets.membersChanged();
+      expect(await outcomeWithin(tickets.close().then(() => 'closed'), 5000)).to.equal('closed');
+    } finally {
+      if (frozen) process.kill(node.pid!, 'SIGCONT');
+      await queue.close();
+      bull.disconnect();
+      await server.stop();
+    }
   });
 });
