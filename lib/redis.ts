@@ -140,6 +140,19 @@ export function nodeOfSlot(client: RedisClient, slot: number): string {
 }
 
 /**
+ * PUBLISH through the master serving `slot` (Redis Cluster passes a message on to every node
+ * whichever receives it). Keyless, it would go to a random master: a frozen one held a balancing
+ * look that awaited its offer for the whole command timeout. The caller names a slot whose master
+ * just answered it.
+ */
+export function publishNear(client: RedisClient, slot: number, channel: string, message: string): Promise<number> {
+  if (!(client instanceof Cluster)) return client.publish(channel, message);
+  const name = nodeOfSlot(client, slot);
+  const node = client.nodes('master').find((n) => nodeName(n) === name);
+  return (node ?? client).publish(channel, message);
+}
+
+/**
  * Registers a script that only reads (flagged `no-writes`) so that it runs as EVALSHA_RO, and as
  * EVAL_RO after a NOSCRIPT: Redis checks the declared keys of EVAL and EVALSHA for write access,
  * so a least-privilege user with read-only access to the watched keys may call only the _RO forms.

@@ -19,7 +19,7 @@ import { startHttpServer, type HttpServer } from './http-server.js';
 import { KeyspaceSubscriber } from './keyspace-subscriber.js';
 import { LeaseKeeper, readLeases, type LeaseState } from './lease-keeper.js';
 import { createLogger, type Logger } from './logger.js';
-import { clockOffset, closeConnection, connect, nodeOfSlot, type RedisClient, type RedisTarget } from './redis.js';
+import { clockOffset, closeConnection, connect, nodeOfSlot, publishNear, type RedisClient, type RedisTarget } from './redis.js';
 import { printableKey, Reconciler } from './reconciler.js';
 import { Scripts } from './scripts.js';
 import { claimSinkLayout, loadSink, StreamSink, type Ticket } from './sink.js';
@@ -381,7 +381,7 @@ export class GeneratorWorker implements WorkerView {
     const { id, leases } = this;
     if (leases.held.has(partition)) {
       if (to !== id && lease.owner === id && lease.offer !== to && (await leases.offer(partition, to))) {
-        await this.client.publish(this.keys.controlChannel(to), encodeOffer({ partition, from: id }));
+        await publishNear(this.client, keySlot(this.keys.lease(partition)), this.keys.controlChannel(to), encodeOffer({ partition, from: id }));
       }
       return;
     }
@@ -401,7 +401,7 @@ export class GeneratorWorker implements WorkerView {
       this.startForwarding(partition, lease.owner, got.token, 'taken-over');
       this.stats.handovers++;
       this.coverage.takenOver(partition, got);
-      await this.client.publish(this.keys.controlChannel(lease.owner), encodeDisconnect({ partition, token: got.token, owner: id }));
+      await publishNear(this.client, keySlot(this.keys.lease(partition)), this.keys.controlChannel(lease.owner), encodeDisconnect({ partition, token: got.token, owner: id }));
     }
   }
 

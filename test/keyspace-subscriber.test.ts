@@ -5,7 +5,7 @@ import { loadConfig } from '../lib/config.js';
 import { startLocalRedis } from '../lib/local-redis.js';
 import { KeyspaceSubscriber } from '../lib/keyspace-subscriber.js';
 import { silentLogger } from '../lib/logger.js';
-import { closeConnection, connect, detectTarget, masters } from '../lib/redis.js';
+import { closeConnection, connect, detectTarget, masters, publishNear } from '../lib/redis.js';
 import { SLOT_COUNT } from '../lib/slots.js';
 import { clusterUrl, outcomeWithin, randomPrefix, waitFor } from './helpers/redis.js';
 import { client } from './helpers/worker.js';
@@ -105,7 +105,7 @@ describe('keyspace subscriber', () => {
       await servers.stop();
     }
   });
-  it('reads the topology from a master that answers, and closes its connections, while two of three masters are frozen (SIGSTOP): none waits for ever', async function () {
+  it('reads the topology from a master that answers, publishes through it, and closes its connections, while two of three masters are frozen (SIGSTOP): none waits for ever', async function () {
     this.timeout(60000);
     const servers = await startLocalRedis({ mode: 'cluster' });
     const target = await detectTarget(loadConfig({ TG_REDIS_URL: servers.url }, []).redis);
@@ -113,6 +113,7 @@ describe('keyspace subscriber', () => {
     const redis = connect(target, { periodicSlotsRefresh: false });
     const frozen = servers.nodes.slice(0, 2);
     let stopped = false;
+    let listener: Redis | undefined;
     try {
       const before = await masters(redis, target);
       expect(before).to.have.length(3);
@@ -120,10 +121,19 @@ describe('keyspace subscriber', () => {
       stopped = true;
       // Six reads: a keyless command would land on a frozen master in all but 1 of 729 such runs.
       for (let i = 0; i < 6; i++) expect(await outcomeWithin(masters(redis, target), 10_000), `read ${i + 1}`).to.deep.equal(before);
+      // Offers and disconnect messages: a keyless PUBLISH would go to a frozen master in all but 1 of 729 such runs.
+      const live = before.find((m) => !frozen.some((n) => n.port === m.port))!;
+      const heard: string[] = [];
+      listener = new Redis({ host: '127.0.0.1', port: live.port });
+      listener.on('message', (_channel: string, message: string) => heard.push(message));
+      await listener.subscribe('tg-test-offers');
+      for (let i = 0; i < 6; i++) expect(await outcomeWithin(publishNear(redis, live.ranges[0]![0], 'tg-test-offers', `offer ${i}`), 10_000), `publish ${i + 1}`).to.equal(1);
+      await waitFor(() => heard.length === 6, { timeoutMs: 5000, what: 'the six messages' });
       // A graceful stop closes its connections last: QUIT is never answered by a frozen master.
       expect(await outcomeWithin(closeConnection(redis).then(() => 'closed'), 10_000)).to.equal('closed');
     } finally {
       if (stopped) for (const n of frozen) process.kill(n.pid!, 'SIGCONT');
+      listener?.disconnect();
       redis.disconnect();
       await servers.stop();
     }
