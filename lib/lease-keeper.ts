@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
+import type { Disconnect } from './control.js';
 import { groupBy } from './group-by.js';
 import type { Logger } from './logger.js';
 import type { Keys } from './keys.js';
@@ -135,6 +136,21 @@ export class LeaseKeeper extends EventEmitter {
     if (reason === 'handed-over') this.opts.logger.debug('lease handed over', { partition });
     else this.opts.logger.warn('lease lost', { partition, reason });
     this.emit('lost', partition, reason);
+  }
+
+  /**
+   * A disconnect message (lib/control.ts) for a lease this worker holds: believed only when the
+   * lease in Redis no longer names this worker with its token.
+   */
+  async disconnected(d: Disconnect): Promise<void> {
+    const held = this.held.get(d.partition);
+    if (!held) return;
+    const [owner, token] = (await this.opts.scripts.readLeases([d.partition]))[0] ?? [];
+    if (owner === this.opts.workerId && Number(token) === held.token) {
+      this.opts.logger.warn('ignored a disconnect message the lease does not confirm', { partition: d.partition, claimedOwner: d.owner });
+      return;
+    }
+    this.drop(d.partition, 'handed-over');
   }
 
   /** Offers a held lease to its next owner; false when it is not held (a refusal means it was already superseded). */

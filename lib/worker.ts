@@ -187,7 +187,9 @@ export class GeneratorWorker implements WorkerView {
     this.client.on('reconnecting', () => this.stats.redisReconnects++);
     this.bullClient.on('error', (err: Error) => logger.debug('redis error (queue)', { err: err.message }));
 
-    steps.routeBy(this.client);
+    this.control = connect(target, { connectionName: `tg-${this.id}-control`, periodicSlotsRefresh: false });
+    this.control.on('error', (err: Error) => logger.debug('redis error (control)', { err: err.message }));
+    steps.routeBy(this.client, this.control);
     const scripts = (this.scripts = new Scripts(this.client, keys));
     await steps.run('sink layout', () => claimSinkLayout(this.client, scripts, keys));
     const sink = await loadSink(config.handler, new StreamSink(scripts, keys, config.sinkMaxLen), logger);
@@ -257,9 +259,6 @@ export class GeneratorWorker implements WorkerView {
       markDirty: (p, key, event) => this.writer.add(p, key, event),
       onDivergent: (d) => logger.warn('divergent key: its newest ticket is not what Redis holds', { partition: d.partition, key: printableKey(d.key), indexedSeq: d.indexed?.seq ?? null, exists: d.digest !== '' }),
     });
-    this.control = connect(target, { connectionName: `tg-${this.id}-control`, periodicSlotsRefresh: false });
-    this.control.on('error', (err: Error) => logger.debug('redis error (control)', { err: err.message }));
-    steps.routeBy(this.control);
     this.subscriber = new KeyspaceSubscriber({
       target,
       client: this.client,
@@ -303,7 +302,11 @@ export class GeneratorWorker implements WorkerView {
       } else if (parseOffer(message, config.partitions)) {
         this.leasesStale = true;
         void this.looks.now();
-      } else void this.onControl(message);
+      } else {
+        const d = parseDisconnect(message, config.partitions);
+        if (!d) logger.warn('ignored a malformed control message', { raw: message.slice(0, 200) });
+        else this.leases.disconnected(d).catch((err: unknown) => logger.warn('disconnect message not checked; the lease renewal will tell', { partition: d.partition, err: String(err) }));
+      }
     });
 
     this.subscriber.on('dropped', () => this.stats.redisReconnects++);
@@ -311,8 +314,7 @@ export class GeneratorWorker implements WorkerView {
     // After the subscriber's start: its topology reads are what moves the control connection off a frozen master.
     await steps.run('control channels', () => this.control.subscribe(keys.controlChannel(this.id), keys.gapsChannel(), keys.eventsChannel()));
     if (config.httpPort !== null) this.http = await startHttpServer(this, config.httpPort, config.httpHost, logger);
-    const info = JSON.stringify({ host: hostname(), pid: process.pid, startedAt: Date.now(), httpPort: this.http?.port ?? null });
-    await steps.run('member info', () => this.client.hset(keys.memberInfo(), this.id, info));
+    await steps.run('member info', () => this.client.hset(keys.memberInfo(), this.id, JSON.stringify({ host: hostname(), pid: process.pid, startedAt: Date.now(), httpPort: this.http?.port ?? null })));
     this.leases.start();
     this.tickets.start();
     this.reconciler.start();
@@ -412,23 +414,6 @@ export class GeneratorWorker implements WorkerView {
     void publishEvent(this.client, this.keys, { type: 'moved', partition, from, to: this.id, token, how }).catch(() => undefined);
   }
 
-  /** A disconnect message: believed only when the lease in Redis agrees. */
-  private async onControl(message: string): Promise<void> {
-    const d = parseDisconnect(message, this.config.partitions);
-    if (!d) {
-      this.logger.warn('ignored a malformed control message', { raw: message.slice(0, 200) });
-      return;
-    }
-    const held = this.leases.held.get(d.partition);
-    if (!held) return;
-    const [owner, token] = await this.client.hmget(this.keys.lease(d.partition), 'owner', 'token');
-    if (owner === this.id && Number(token) === held.token) {
-      this.logger.warn('ignored a disconnect message the lease does not confirm', { partition: d.partition, claimedOwner: d.owner });
-      return;
-    }
-    this.leases.drop(d.partition, 'handed-over');
-  }
-
   private stopForwarding(partition: number): void {
     this.forwarding[partition] = 0;
     this.reader.disown(partition);
@@ -458,7 +443,7 @@ export class GeneratorWorker implements WorkerView {
     this.logger.info('left', { stillOwned: this.leases.held.size, members: this.members.length });
   }
 
-  /** Ends a start that still waits for an unreachable Redis: it rejects with a StartAborted. */
+  /** Ends a start that still waits for Redis (unreachable, or failing over): it rejects with a StartAborted. */
   abortStart(): void {
     this.starting.abort(new StartAborted());
   }

@@ -2,8 +2,11 @@
 import { expect } from 'chai';
 import { encodeDisconnect, encodeGap } from '../lib/control.js';
 import { keyId } from '../lib/coalescer.js';
+import { Keys } from '../lib/keys.js';
+import { startLocalRedis } from '../lib/local-redis.js';
 import type { RedisClient } from '../lib/redis.js';
 import { GeneratorWorker } from '../lib/worker.js';
+import { killIfRunning, startWorkers, stopWorkers, type WorkerProcess } from './helpers/process.js';
 import { clusterUrl, randomPrefix, waitFor } from './helpers/redis.js';
 import { captureLogger } from './helpers/logs.js';
 import { client, testConfig, waitForFinal } from './helpers/worker.js';
@@ -99,4 +102,24 @@ describe('control channel', function () {
       await other.stop();
     }
   });
+
+  it('lives through a disconnect message it cannot check (Redis paused past the command timeout): the lease renewal decides', async () => {
+    const server = await startLocalRedis({ mode: 'standalone' });
+    const local = await client(server.url);
+    let w: WorkerProcess | undefined;
+    try {
+      const prefix = randomPrefix();
+      [w] = await startWorkers(server.url, prefix, 1, local, { TG_COMMAND_TIMEOUT_MS: '300' });
+      const id = String(w!.logs.find((l) => l.message === 'started')!.worker);
+      // One transaction: the message is out before the pause, the lease read it prompts is sent after.
+      await local.multi().publish(new Keys(prefix).controlChannel(id), encodeDisconnect({ partition: 0, token: 999, owner: 'elsewhere' })).call('CLIENT', 'PAUSE', '1000', 'ALL').exec();
+      await w!.waitForLog('disconnect message not checked; the lease renewal will tell', 10000);
+      await stopWorkers([w!]);
+    } finally {
+      killIfRunning(w);
+      await local.quit();
+      await server.stop();
+    }
+  });
 });
+
