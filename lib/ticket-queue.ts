@@ -36,8 +36,15 @@ export interface RetryPolicy {
 }
 
 /** The queues of these shard tags (queueShardTags), for readers of their depth too (tg info, the load test). */
+/**
+ * BullMQ asks each new queue's or worker's connection for INFO (its version check), keyless, so of
+ * a random master; one that times out (a master frozen, its replica not yet promoted) fails that
+ * queue's every later call at once, for good. The start checks Redis itself.
+ */
+export const BULLMQ_CONNECTION = { skipVersionCheck: true } as const;
+
 export function openShards(connection: ConnectionOptions, keys: Keys, tags: readonly string[]): Queue<TicketJobData>[] {
-  return tags.map((tag) => new Queue<TicketJobData>(TICKET_QUEUE, { connection, prefix: keys.queuePrefix(tag) }));
+  return tags.map((tag) => new Queue<TicketJobData>(TICKET_QUEUE, { connection, prefix: keys.queuePrefix(tag), ...BULLMQ_CONNECTION }));
 }
 
 /** Jobs by state, summed over the shards. */

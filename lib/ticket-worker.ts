@@ -24,7 +24,7 @@ import type { Sink, Ticket } from './sink.js';
 import { keySlot, partitionOfSlot } from './slots.js';
 import { globMatcher } from './glob.js';
 import { queueShardTags } from './shards.js';
-import { decodeItem, type TicketJobData, type TicketQueue } from './ticket-queue.js';
+import { BULLMQ_CONNECTION, decodeItem, type TicketJobData, type TicketQueue } from './ticket-queue.js';
 import { FAILED_DIGEST } from './ticket-index.js';
 import { formatValue } from './values.js';
 
@@ -94,6 +94,7 @@ export class TicketWorker extends EventEmitter {
           stalledInterval: opts.lockDurationMs,
           maxStalledCount: 1000,
           autorun: false,
+          ...BULLMQ_CONNECTION,
         }),
     );
     this.workers.forEach((worker, shard) => {

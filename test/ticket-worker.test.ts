@@ -146,4 +146,31 @@ describe('ticket jobs (cluster)', function () {
       await server.stop();
     }
   });
+
+  it('adds jobs once Redis answers again, to a queue opened while it did not (SIGSTOP past the command timeout)', async () => {
+    const server = await startLocalRedis({ mode: 'standalone' });
+    const node = server.nodes[0]!;
+    const bull = connect(await detectTarget(loadConfig({ TG_REDIS_URL: server.url }, []).redis), { maxRetriesPerRequest: null, commandTimeoutMs: 300 });
+    await bull.ping();
+    const keys = new Keys(randomPrefix());
+    let frozen = false;
+    let queue: TicketQueue | undefined;
+    try {
+      process.kill(node.pid!, 'SIGSTOP');
+      frozen = true;
+      queue = new TicketQueue(bull as unknown as ConnectionOptions, keys, { attempts: 5, backoffMs: 200 }, 1);
+      // What the queue asks Redis as it opens has failed, or needed nothing, by the time this settles.
+      await queue.queues[0]!.waitUntilReady().catch(() => undefined);
+      process.kill(node.pid!, 'SIGCONT');
+      frozen = false;
+      const item = { key: Buffer.from(`${keys.prefix}-k:a`), event: 'set', at: Date.now(), seq: '1-0' };
+      expect(await outcomeWithin(queue.enqueue([item], 10).then(() => 'added'), 5000)).to.equal('added');
+    } finally {
+      if (frozen) process.kill(node.pid!, 'SIGCONT');
+      await queue?.close();
+      bull.disconnect();
+      await server.stop();
+    }
+  });
 });
+
