@@ -10,11 +10,12 @@
  * keys, the held partition with the most waiting keys is dropped from memory and handed to an
  * exact repair, which finds its changes in Redis itself once Redis takes writes again.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { batchDelay, flushAfterRead, intervalLeft, readPause, type BatchState, type BatchTiming } from './batch-timing.js';
 import { Coalescer, type DirtyEntry, type DirtyKey } from './coalescer.js';
 import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
-import { backoff, byNode, wireArg, type RedisClient } from './redis.js';
+import { backoff, byNode, refreshRouting, unanswered, wireArg, type RedisClient } from './redis.js';
 import type { Scripts } from './scripts.js';
 import { keySlot } from './slots.js';
 
@@ -138,6 +139,9 @@ export class DirtyWriter {
     for (;;) {
       await this.flushing;
       if (this.pending.size === 0) return;
+      // Refused at once (out of memory, a closed connection), the appends wait a backoff: a tight loop
+      // would also starve every timer, the shutdown deadline's included.
+      if (this.failures > 0) await sleep(backoff(this.failures));
       await this.flush();
     }
   }
@@ -202,6 +206,7 @@ export class DirtyWriter {
       }),
     );
     let failed = 0;
+    let silent = false;
     for (const [partition, dirty] of batch) {
       const result = done.get(partition)!;
       if (result.status === 'fulfilled') {
@@ -211,6 +216,7 @@ export class DirtyWriter {
       } else {
         failed++;
         this.failedAppends++;
+        silent ||= unanswered(result.reason);
         // Some XADDs of the batch may have landed: appending them again is a harmless duplicate.
         this.pending.restore(partition, dirty);
         if (failed === 1) this.opts.logger.warn('dirty append failed; retrying', { partition, err: String(result.reason) });
@@ -219,6 +225,9 @@ export class DirtyWriter {
     // Keys put back wait since this append started, not since whatever comes next.
     if (this.pending.size > 0 && this.waitingSince === 0) this.waitingSince = this.lastFlush;
     this.failures = failed > 0 ? this.failures + 1 : 0;
+    // A frozen master sends no MOVED once its replica took over: the retry goes where a new read of
+    // the map says (a stopping worker's drain has no topology reads to bring it in line any more).
+    if (silent) refreshRouting(client);
     this.bound();
   }
 }

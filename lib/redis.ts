@@ -140,6 +140,20 @@ export function nodeOfSlot(client: RedisClient, slot: number): string {
 }
 
 /**
+ * Reads a cluster client's slot map again (nothing standalone). A master frozen after its replica
+ * took over sends no MOVED, only silence: a command that timed out says the map may be stale.
+ */
+export function refreshRouting(client: RedisClient): void {
+  if (client instanceof Cluster) client.refreshSlotsCache();
+}
+
+/** Whether a command failed for want of an answer (timed out, or its connection closed) rather than on Redis's refusal. */
+export function unanswered(err: unknown): boolean {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.startsWith('Command timed out') || message.startsWith('Connection is closed');
+}
+
+/**
  * PUBLISH through the master serving `slot` (Redis Cluster passes a message on to every node
  * whichever receives it). Keyless, it would go to a random master: a frozen one held a balancing
  * look that awaited its offer for the whole command timeout. The caller names a slot whose master

@@ -6,20 +6,19 @@
  * bad setting) ends the start at once.
  */
 import { setTimeout } from 'node:timers/promises';
-import { Cluster } from 'ioredis';
 import type { RedisSettings } from './config.js';
 import { RedisUnavailableError } from './errors.js';
 import type { Logger } from './logger.js';
-import { backoff, detectTarget, type RedisClient, type RedisTarget } from './redis.js';
+import { backoff, detectTarget, refreshRouting, unanswered, type RedisClient, type RedisTarget } from './redis.js';
 
 /** What a Redis Cluster answers while a failover is under way, or what ioredis says while it replaces a connection. */
-const FAILOVER_ANSWERS = [/^Command timed out/, /^CLUSTERDOWN/, /^TRYAGAIN/, /^LOADING/, /^MASTERDOWN/, /^Connection is closed/, /^Failed to refresh slots cache/, /^CLUSTER SLOTS answered by no master/];
+const FAILOVER_ANSWERS = [/^CLUSTERDOWN/, /^TRYAGAIN/, /^LOADING/, /^MASTERDOWN/, /^Failed to refresh slots cache/, /^CLUSTER SLOTS answered by no master/];
 
 const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** Whether an error is one a failover gives, gone once a replica took over. */
 export function passesWithFailover(err: unknown): boolean {
-  return FAILOVER_ANSWERS.some((answer) => answer.test(messageOf(err)));
+  return unanswered(err) || FAILOVER_ANSWERS.some((answer) => answer.test(messageOf(err)));
 }
 
 /** A failure worth waiting out: the line to log while waiting, or null (fatal). */
@@ -27,8 +26,8 @@ type Waitable = (err: unknown) => { message: string; meta: Record<string, unknow
 
 export class StartSteps {
   private readonly deadline: number;
-  /** Cluster clients whose slot maps are read again before a step is retried: a timeout moves no slot, a new read does. */
-  private readonly routing: Cluster[] = [];
+  /** Clients whose slot maps are read again before a step is retried: a timeout moves no slot, a new read does. */
+  private readonly routing: RedisClient[] = [];
 
   /** `signal` ends any wait at once (a stop asked for meanwhile), rejecting with its reason. */
   constructor(
@@ -53,7 +52,7 @@ export class StartSteps {
 
   /** Clients the steps use: a frozen master's slots are sent to its replica once it took over. */
   routeBy(...clients: RedisClient[]): void {
-    for (const client of clients) if (client instanceof Cluster) this.routing.push(client);
+    this.routing.push(...clients);
   }
 
   /** One step of the start, asked again while it fails as a failover makes it. */
@@ -75,7 +74,7 @@ export class StartSteps {
         if (wait === null) throw err;
         if (Date.now() >= this.deadline) throw late(err);
         this.logger.warn(wait.message, wait.meta);
-        for (const client of this.routing) client.refreshSlotsCache();
+        this.routing.forEach(refreshRouting);
         // An aborted pause rejects with a generic AbortError: the signal's own reason is what callers know.
         await setTimeout(Math.min(backoff(attempt), Math.max(0, this.deadline - Date.now())), undefined, { signal: this.signal }).catch(() => this.signal.throwIfAborted());
       }

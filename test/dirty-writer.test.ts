@@ -4,9 +4,13 @@ import type { BatchTiming } from '../lib/batch-timing.js';
 import { DirtyWriter } from '../lib/dirty-writer.js';
 import { Keys } from '../lib/keys.js';
 import { silentLogger } from '../lib/logger.js';
-import type { RedisClient } from '../lib/redis.js';
+import { Redis } from 'ioredis';
+import { loadConfig } from '../lib/config.js';
+import { startLocalRedis, type LocalRedis } from '../lib/local-redis.js';
+import { connect, detectTarget, masters, type RedisClient } from '../lib/redis.js';
+import { keySlot } from '../lib/slots.js';
 import { Scripts } from '../lib/scripts.js';
-import { randomPrefix, standaloneUrl, waitFor } from './helpers/redis.js';
+import { outcomeWithin, randomPrefix, standaloneUrl, waitFor } from './helpers/redis.js';
 import { client } from './helpers/worker.js';
 
 describe('dirty writer (standalone)', () => {
@@ -81,3 +85,70 @@ describe('dirty writer (standalone)', () => {
     expect(appends).to.deep.equal([['a', 'b']]);
   });
 });
+
+describe('dirty writer (Redis failing)', function () {
+  this.timeout(60000);
+
+  function writerOn(redis: RedisClient, keys: Keys): DirtyWriter {
+    return new DirtyWriter({ client: redis, scripts: new Scripts(redis, keys), keys, timing: { intervalMs: 0, batchKeys: 1, maxWaitMs: 0 }, logger: silentLogger(), onAppended: () => undefined, maxPending: 1000, holds: () => true, onShed: () => undefined });
+  }
+
+  it('drains to the replica that took over from a frozen master: a timed-out append reads the slot map again', async () => {
+    const servers = await startLocalRedis({ mode: 'cluster', replicas: 1 });
+    const target = await detectTarget(loadConfig({ TG_REDIS_URL: servers.url }, []).redis);
+    // As a stopping worker's: no slot-map refresh on a timer, no topology reads any more.
+    const redis = connect(target, { periodicSlotsRefresh: false, autoPipelining: false, commandTimeoutMs: 1000 });
+    const keys = new Keys(randomPrefix());
+    const frozen = servers.nodes[0]!;
+    let stopped = false;
+    const replica = await replicaOf(servers, frozen.port);
+    try {
+      const [first] = (await masters(redis, target)).filter((m) => m.port === frozen.port)[0]!.ranges;
+      const partition = [...Array(271).keys()].find((p) => keySlot(keys.dirty(p)) >= first![0] && keySlot(keys.dirty(p)) <= first![1])!;
+      await redis.exists(keys.dirty(partition));
+      process.kill(frozen.pid!, 'SIGSTOP');
+      stopped = true;
+      await replica.cluster('FAILOVER', 'TAKEOVER');
+      await waitFor(async () => ((await replica.role()) as string[])[0] === 'master', { timeoutMs: 10000, what: 'the replica promoted' });
+      const w = writerOn(redis, keys);
+      w.add(partition, Buffer.from('k'), 'set');
+      expect(await outcomeWithin(w.drain().then(() => 'drained'), 15000)).to.equal('drained');
+    } finally {
+      if (stopped) process.kill(frozen.pid!, 'SIGCONT');
+      replica.disconnect();
+      redis.disconnect();
+      await servers.stop();
+    }
+  });
+
+  it('waits between the appends of a drain that Redis refuses at once (out of memory)', async () => {
+    const server = await startLocalRedis({ mode: 'standalone' });
+    const redis = await client(server.url);
+    try {
+      await redis.config('SET', 'maxmemory', '1');
+      const w = writerOn(redis, new Keys(randomPrefix()));
+      w.add(7, Buffer.from('k'), 'set');
+      const startedAt = Date.now();
+      const drained = w.drain();
+      await waitFor(() => w.failedAppends >= 5, { timeoutMs: 10000, intervalMs: 5, what: 'five refused appends' });
+      // With the backoff the fifth attempt comes 50 + 100 + 200 + 400 ms after the first at the earliest.
+      expect(Date.now() - startedAt).to.be.at.least(700);
+      await redis.config('SET', 'maxmemory', '0');
+      expect(await outcomeWithin(drained.then(() => 'drained'), 5000)).to.equal('drained');
+    } finally {
+      await redis.quit();
+      await server.stop();
+    }
+  });
+});
+
+/** The replica of the master on `port`, as a plain connection. */
+async function replicaOf(servers: LocalRedis, port: number): Promise<Redis> {
+  for (const node of servers.nodes) {
+    const conn = new Redis({ host: '127.0.0.1', port: node.port });
+    const role = (await conn.role()) as unknown[];
+    if (role[0] === 'slave' && Number(role[2]) === port) return conn;
+    conn.disconnect();
+  }
+  throw new Error(`no replica of ${port}`);
+}
