@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { parseRedisUrl } from '../../lib/config.js';
 import { Keys } from '../../lib/keys.js';
-import { startLocalRedis, type LocalRedis } from '../../lib/local-redis.js';
+import { startLocalRedis, type LocalRedis, type LocalRedisNode } from '../../lib/local-redis.js';
 import { connect, detectTarget, masters, type MasterNode, type RedisClient } from '../../lib/redis.js';
 import { keySlot } from '../../lib/slots.js';
 import { flood } from '../../loadtest/flood.js';
@@ -138,7 +138,13 @@ describe('exact convergence', function () {
     }
   });
 
-  it('converges while a master is frozen (SIGSTOP) and its replica took over: no repair waits on it for ever', async () => {
+  /**
+   * `count` workers under load on 2,000 keys of a cluster with replicas; the master serving
+   * `victimSlot` is frozen (SIGSTOP: its connections stay open and nothing on them is ever answered),
+   * `asItFreezes` runs at once, `once` after its replica took over; then every key must converge, the
+   * old master still frozen. The default TG_COMMAND_TIMEOUT_MS (15 s), as operators run it.
+   */
+  async function frozenMasterCase(count: number, victimSlot: (prefix: string, keys: string[]) => number, steps: { asItFreezes?: (servers: LocalRedis, prefix: string, victim: LocalRedisNode) => void; once?: () => Promise<void> } = {}): Promise<string> {
     const prefix = randomPrefix();
     const servers: LocalRedis = await startLocalRedis({ mode: 'cluster', replicas: 1 });
     // This test's own reads must not wait on the frozen master either.
@@ -146,70 +152,56 @@ describe('exact convergence', function () {
     redis.on('error', () => undefined);
     let frozen: number | undefined;
     try {
-      // The default TG_COMMAND_TIMEOUT_MS (15 s), as operators run it.
-      procs = await startWorkers(servers.url, prefix, 1, redis, NO_RECONCILE);
+      procs = await startWorkers(servers.url, prefix, count, redis, NO_RECONCILE);
       const keys = Array.from({ length: 2000 }, (_, i) => `${prefix}-k:${i}`);
       const load = failoverLoad(redis, keys);
       await waitFor(() => load.writes() > 3000, { timeoutMs: 20000, what: 'load before the freeze' });
-      const victim = await servers.masterOf(keySlot(keys[0]!));
+      const slot = victimSlot(prefix, keys);
+      const victim = await servers.masterOf(slot);
       frozen = victim.pid!;
-      // Frozen, not killed: its connections stay open and nothing on them is ever answered.
       process.kill(frozen, 'SIGSTOP');
-      await waitFor(async () => (await servers.masterOf(keySlot(keys[0]!)).catch(() => victim)) !== victim, { timeoutMs: 30000, what: 'the replica promoted' });
+      steps.asItFreezes?.(servers, prefix, victim);
+      await waitFor(async () => (await servers.masterOf(slot).catch(() => victim)) !== victim, { timeoutMs: 30000, what: 'the replica promoted' });
+      await steps.once?.();
       const before = load.writes();
       await waitFor(() => load.writes() > before + 3000, { timeoutMs: 60000, what: 'load after the promotion' });
       await load.stop();
       const ms = await waitForConvergence(redis, prefix, keys, 60000);
-      measured(`frozen master: ${load.writes()} writes to ${keys.length} keys, a master stopped and its replica promoted; 0 keys off Redis ${ms} ms after the load, the old master still frozen`);
       process.kill(frozen, 'SIGCONT');
       frozen = undefined;
       await stopWorkers(procs);
+      return `${load.writes()} writes to ${keys.length} keys; 0 keys off Redis ${ms} ms after the load, the old master still frozen`;
     } finally {
       if (frozen !== undefined) process.kill(frozen, 'SIGCONT');
       redis.disconnect();
       await servers.stop();
     }
+  }
+
+  it('converges while a master is frozen (SIGSTOP) and its replica took over: no repair waits on it for ever', async () => {
+    measured(`frozen master: ${await frozenMasterCase(1, (_, keys) => keySlot(keys[0]!))}`);
   });
 
   it('rolls workers while a master is frozen: the one started joins, the one stopped exits 0, every key converges', async () => {
-    const prefix = randomPrefix();
-    const servers: LocalRedis = await startLocalRedis({ mode: 'cluster', replicas: 1 });
-    const redis = connect(await detectTarget(parseRedisUrl(servers.url)), { commandTimeoutMs: 2000 });
-    redis.on('error', () => undefined);
-    let frozen: number | undefined;
-    try {
-      procs = await startWorkers(servers.url, prefix, 2, redis, NO_RECONCILE);
-      const keys = Array.from({ length: 2000 }, (_, i) => `${prefix}-k:${i}`);
-      const load = failoverLoad(redis, keys);
-      await waitFor(() => load.writes() > 3000, { timeoutMs: 20000, what: 'load before the freeze' });
-      // The master of the key the start asks first: a start that does not wait the freeze out fails there.
-      const layoutSlot = keySlot(new Keys(prefix).sinkLayout());
-      const victim = await servers.masterOf(layoutSlot);
-      frozen = victim.pid!;
-      process.kill(frozen, 'SIGSTOP');
+    let stopped: WorkerProcess | undefined;
+    let joining: WorkerProcess | undefined;
+    // The master of the key the start asks first: a start that does not wait the freeze out fails there.
+    const outcome = await frozenMasterCase(2, (prefix) => keySlot(new Keys(prefix).sinkLayout()), {
       // A rolling restart in the middle of it: one worker stopped, one started, before the replica takes over.
-      const stopped = procs[0]!;
-      stopped.proc.kill('SIGINT');
-      // Seeded with the masters that answer: its start meets the frozen master only in its commands, not in its first probe.
-      const seeds = servers.url.split(',').filter((u) => !u.endsWith(`:${victim.port}`)).join(',');
-      const joining = spawnWorker({ TG_REDIS_URL: seeds, TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*`, TG_LEASE_TTL_MS: '1500', ...NO_RECONCILE });
-      procs.push(joining);
-      await waitFor(async () => (await servers.masterOf(layoutSlot).catch(() => victim)) !== victim, { timeoutMs: 30000, what: 'the replica promoted' });
-      expect(await exitOf(stopped, 35000)).to.equal(0);
-      await joining.waitForLog('started', 60000);
-      const before = load.writes();
-      await waitFor(() => load.writes() > before + 3000, { timeoutMs: 60000, what: 'load after the promotion' });
-      await load.stop();
-      const ms = await waitForConvergence(redis, prefix, keys, 60000);
-      measured(`rolling workers, master frozen: ${load.writes()} writes to ${keys.length} keys; the stopped worker exited 0, the started one joined; 0 keys off Redis ${ms} ms after the load`);
-      process.kill(frozen, 'SIGCONT');
-      frozen = undefined;
-      await stopWorkers(procs.slice(1));
-    } finally {
-      if (frozen !== undefined) process.kill(frozen, 'SIGCONT');
-      redis.disconnect();
-      await servers.stop();
-    }
+      asItFreezes: (servers, prefix, victim) => {
+        stopped = procs[0]!;
+        stopped.proc.kill('SIGINT');
+        // Seeded with the masters that answer: its start meets the frozen master only in its commands, not in its first probe.
+        const seeds = servers.url.split(',').filter((u) => !u.endsWith(`:${victim.port}`)).join(',');
+        joining = spawnWorker({ TG_REDIS_URL: seeds, TG_PREFIX: prefix, TG_WATCH: `${prefix}-k:*`, TG_LEASE_TTL_MS: '1500', ...NO_RECONCILE });
+        procs.push(joining);
+      },
+      once: async () => {
+        expect(await exitOf(stopped!, 35000)).to.equal(0);
+        await joining!.waitForLog('started', 60000);
+      },
+    });
+    measured(`rolling workers, master frozen: the stopped worker exited 0, the started one joined; ${outcome}`);
   });
 
   it('finds and tickets a divergence planted behind the workers\u2019 back (a write Redis never notified)', async () => {
