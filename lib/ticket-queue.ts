@@ -35,7 +35,6 @@ export interface RetryPolicy {
   backoffMs: number;
 }
 
-/** The queues of these shard tags (queueShardTags), for readers of their depth too (tg info, the load test). */
 /**
  * BullMQ asks each new queue's or worker's connection for INFO (its version check), keyless, so of
  * a random master; one that times out (a master frozen, its replica not yet promoted) fails that
@@ -43,6 +42,7 @@ export interface RetryPolicy {
  */
 export const BULLMQ_CONNECTION = { skipVersionCheck: true } as const;
 
+/** The queues of these shard tags (queueShardTags), for readers of their depth too (tg info, the load test). */
 export function openShards(connection: ConnectionOptions, keys: Keys, tags: readonly string[]): Queue<TicketJobData>[] {
   return tags.map((tag) => new Queue<TicketJobData>(TICKET_QUEUE, { connection, prefix: keys.queuePrefix(tag), ...BULLMQ_CONNECTION }));
 }
