@@ -104,3 +104,8 @@ export class StartAborted extends Error {
     super('stopped while waiting for Redis');
   }
 }
+
+/** An error's message, or what was thrown as text when it is no Error. */
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -6,7 +6,7 @@
 import { isUtf8 } from 'node:buffer';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { RedisEndpoint, RedisSettings } from './config.js';
-import { RedisUnavailableError } from './errors.js';
+import { messageOf, RedisUnavailableError } from './errors.js';
 import { groupBy, perGroup } from './group-by.js';
 import { SLOT_COUNT } from './slots.js';
 
@@ -149,7 +149,7 @@ export function refreshRouting(client: RedisClient): void {
 
 /** Whether a command failed for want of an answer (timed out, or its connection closed) rather than on Redis's refusal. */
 export function unanswered(err: unknown): boolean {
-  const message = err instanceof Error ? err.message : String(err);
+  const message = messageOf(err);
   return message.startsWith('Command timed out') || message.startsWith('Connection is closed');
 }
 

@@ -7,7 +7,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
-import { ConfigError, HandlerError } from './errors.js';
+import { ConfigError, HandlerError, messageOf } from './errors.js';
 import { groupBy } from './group-by.js';
 import { Keys } from './keys.js';
 import type { Logger } from './logger.js';
@@ -102,7 +102,7 @@ export async function loadSink(handler: string | null, defaultSink: Sink, logger
   try {
     mod = (await import(url)) as typeof mod;
   } catch (err) {
-    throw new HandlerError(`TG_HANDLER: cannot load '${handler}': ${err instanceof Error ? err.message : String(err)}`);
+    throw new HandlerError(`TG_HANDLER: cannot load '${handler}': ${messageOf(err)}`);
   }
   const fn = typeof mod.handle === 'function' ? mod.handle : mod.default;
   if (typeof fn !== 'function') {

@@ -7,14 +7,12 @@
  */
 import { setTimeout } from 'node:timers/promises';
 import type { RedisSettings } from './config.js';
-import { RedisUnavailableError } from './errors.js';
+import { messageOf, RedisUnavailableError } from './errors.js';
 import type { Logger } from './logger.js';
 import { backoff, detectTarget, refreshRouting, unanswered, type RedisClient, type RedisTarget } from './redis.js';
 
 /** What a Redis Cluster answers while a failover is under way, or what ioredis says while it replaces a connection. */
 const FAILOVER_ANSWERS = [/^CLUSTERDOWN/, /^TRYAGAIN/, /^LOADING/, /^MASTERDOWN/, /^Failed to refresh slots cache/, /^CLUSTER SLOTS answered by no master/];
-
-const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** Whether an error is one a failover gives, gone once a replica took over. */
 export function passesWithFailover(err: unknown): boolean {

@@ -6,7 +6,7 @@ import { Keys } from '../lib/keys.js';
 import { silentLogger } from '../lib/logger.js';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../lib/config.js';
-import { startLocalRedis, type LocalRedis } from '../lib/local-redis.js';
+import { startLocalRedis } from '../lib/local-redis.js';
 import { connect, detectTarget, masters, type RedisClient } from '../lib/redis.js';
 import { keySlot } from '../lib/slots.js';
 import { Scripts } from '../lib/scripts.js';
@@ -99,9 +99,12 @@ describe('dirty writer (Redis failing)', function () {
     // As a stopping worker's: no slot-map refresh on a timer, no topology reads any more.
     const redis = connect(target, { periodicSlotsRefresh: false, autoPipelining: false, commandTimeoutMs: 1000 });
     const keys = new Keys(randomPrefix());
-    const frozen = servers.nodes[0]!;
+    // The launcher lists the masters first, then the replicas: this one's master is the one frozen.
+    const replicaNode = servers.nodes[3]!;
+    const replica = new Redis({ host: '127.0.0.1', port: replicaNode.port });
+    const [, , masterPort] = (await replica.role()) as [string, string, number];
+    const frozen = servers.nodes.find((n) => n.port === Number(masterPort))!;
     let stopped = false;
-    const replica = await replicaOf(servers, frozen.port);
     try {
       const [first] = (await masters(redis, target)).filter((m) => m.port === frozen.port)[0]!.ranges;
       const partition = [...Array(271).keys()].find((p) => keySlot(keys.dirty(p)) >= first![0] && keySlot(keys.dirty(p)) <= first![1])!;
@@ -109,7 +112,7 @@ describe('dirty writer (Redis failing)', function () {
       process.kill(frozen.pid!, 'SIGSTOP');
       stopped = true;
       await replica.cluster('FAILOVER', 'TAKEOVER');
-      await waitFor(async () => ((await replica.role()) as string[])[0] === 'master', { timeoutMs: 10000, what: 'the replica promoted' });
+      await waitFor(async () => (await replicaNode.role()) === 'master', { timeoutMs: 10000, what: 'the replica promoted' });
       const w = writerOn(redis, keys);
       w.add(partition, Buffer.from('k'), 'set');
       expect(await outcomeWithin(w.drain().then(() => 'drained'), 15000)).to.equal('drained');
@@ -141,14 +144,3 @@ describe('dirty writer (Redis failing)', function () {
     }
   });
 });
-
-/** The replica of the master on `port`, as a plain connection. */
-async function replicaOf(servers: LocalRedis, port: number): Promise<Redis> {
-  for (const node of servers.nodes) {
-    const conn = new Redis({ host: '127.0.0.1', port: node.port });
-    const role = (await conn.role()) as unknown[];
-    if (role[0] === 'slave' && Number(role[2]) === port) return conn;
-    conn.disconnect();
-  }
-  throw new Error(`no replica of ${port}`);
-}
