@@ -5,7 +5,7 @@
  * instead of ending the worker. What a working Redis would answer the same way (a denied command, a
  * bad setting) ends the start at once.
  */
-import { setTimeout } from 'node:timers/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { RedisSettings } from './config.js';
 import { messageOf, RedisUnavailableError } from './errors.js';
 import type { Logger } from './logger.js';
@@ -14,9 +14,18 @@ import { backoff, detectTarget, refreshRouting, unanswered, type RedisClient, ty
 /** What a Redis Cluster answers while a failover is under way, or what ioredis says while it replaces a connection. */
 const FAILOVER_ANSWERS = [/^CLUSTERDOWN/, /^TRYAGAIN/, /^LOADING/, /^MASTERDOWN/, /^Failed to refresh slots cache/, /^CLUSTER SLOTS answered by no master/];
 
+/**
+ * Most time one ask of a repeatable step waits for its answer before the slot maps are read again
+ * and it is asked anew (Redis answers a start's few commands in milliseconds).
+ */
+export const ANSWER_WAIT_MS = 2000;
+
+/** An ask of a repeatable step still unanswered after ANSWER_WAIT_MS (it stays in flight). */
+class NoAnswerYet extends Error {}
+
 /** Whether an error is one a failover gives, gone once a replica took over. */
 export function passesWithFailover(err: unknown): boolean {
-  return unanswered(err) || FAILOVER_ANSWERS.some((answer) => answer.test(messageOf(err)));
+  return err instanceof NoAnswerYet || unanswered(err) || FAILOVER_ANSWERS.some((answer) => answer.test(messageOf(err)));
 }
 
 /** A failure worth waiting out: the line to log while waiting, or null (fatal). */
@@ -62,6 +71,28 @@ export class StartSteps {
     );
   }
 
+  /**
+   * A step that may be asked twice (a read, or a write whose repeat changes nothing), also asked
+   * again when ANSWER_WAIT_MS pass without an answer: a master frozen before its replica took over
+   * never answers, and waiting out the command timeout held the start that long after the
+   * promotion. Earlier asks stay in flight; the first answer of any is taken.
+   */
+  ask<T>(step: string, call: () => Promise<T>): Promise<T> {
+    const asked: Promise<T>[] = [];
+    return this.run(step, async () => {
+      asked.push(call());
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new NoAnswerYet(`no answer within ${ANSWER_WAIT_MS} ms`)), ANSWER_WAIT_MS);
+      });
+      try {
+        return await Promise.race([...asked, late]);
+      } finally {
+        clearTimeout(timer);
+      }
+    });
+  }
+
   private async retry<T>(call: () => Promise<T>, waitable: Waitable, late: (err: unknown) => unknown): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       this.signal.throwIfAborted();
@@ -74,7 +105,7 @@ export class StartSteps {
         this.logger.warn(wait.message, wait.meta);
         this.routing.forEach(refreshRouting);
         // An aborted pause rejects with a generic AbortError: the signal's own reason is what callers know.
-        await setTimeout(Math.min(backoff(attempt), Math.max(0, this.deadline - Date.now())), undefined, { signal: this.signal }).catch(() => this.signal.throwIfAborted());
+        await sleep(Math.min(backoff(attempt), Math.max(0, this.deadline - Date.now())), undefined, { signal: this.signal }).catch(() => this.signal.throwIfAborted());
       }
     }
   }

@@ -191,7 +191,7 @@ export class GeneratorWorker implements WorkerView {
     this.control.on('error', (err: Error) => logger.debug('redis error (control)', { err: err.message }));
     steps.routeBy(this.client, this.control);
     const scripts = (this.scripts = new Scripts(this.client, keys));
-    await steps.run('sink layout', () => claimSinkLayout(this.client, scripts, keys));
+    await steps.ask('sink layout', () => claimSinkLayout(this.client, scripts, keys));
     const sink = await loadSink(config.handler, new StreamSink(scripts, keys, config.sinkMaxLen), logger);
     const connection = this.bullClient as unknown as ConnectionOptions;
     this.queue = new TicketQueue(connection, keys, { attempts: config.jobAttempts, backoffMs: config.jobBackoffMs }, config.queueShards);
@@ -241,7 +241,7 @@ export class GeneratorWorker implements WorkerView {
       this.looks.tick();
       this.tickets.tick();
     });
-    const clockOffsetMs = await steps.run('server time', () => clockOffset(this.client));
+    const clockOffsetMs = await steps.ask('server time', () => clockOffset(this.client));
     this.reconciler = new Reconciler({
       target,
       client: this.client,
@@ -312,9 +312,9 @@ export class GeneratorWorker implements WorkerView {
     this.subscriber.on('dropped', () => this.stats.redisReconnects++);
     await steps.run('keyspace subscriptions', () => this.subscriber.start());
     // After the subscriber's start: its topology reads are what moves the control connection off a frozen master.
-    await steps.run('control channels', () => this.control.subscribe(keys.controlChannel(this.id), keys.gapsChannel(), keys.eventsChannel()));
+    await steps.ask('control channels', () => this.control.subscribe(keys.controlChannel(this.id), keys.gapsChannel(), keys.eventsChannel()));
     if (config.httpPort !== null) this.http = await startHttpServer(this, config.httpPort, config.httpHost, logger);
-    await steps.run('member info', () => this.client.hset(keys.memberInfo(), this.id, JSON.stringify({ host: hostname(), pid: process.pid, startedAt: Date.now(), httpPort: this.http?.port ?? null })));
+    await steps.ask('member info', () => this.client.hset(keys.memberInfo(), this.id, JSON.stringify({ host: hostname(), pid: process.pid, startedAt: Date.now(), httpPort: this.http?.port ?? null })));
     this.leases.start();
     this.tickets.start();
     this.reconciler.start();

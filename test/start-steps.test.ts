@@ -43,6 +43,62 @@ describe('start steps', () => {
     }
   });
 
+  it('asks a repeatable step anew when it goes unanswered, not after the command timeout: a frozen master and its promoted replica', async function () {
+    this.timeout(30000);
+    const server = await startLocalRedis({ mode: 'standalone' });
+    const replica = await startLocalRedis({ mode: 'standalone' });
+    const [frozenNode, promotedNode] = [server.nodes[0]!, replica.nodes[0]!];
+    // No command timeout: only a new ask gets past the frozen server.
+    const frozen = new Redis({ host: '127.0.0.1', port: frozenNode.port });
+    const promoted = new Redis({ host: '127.0.0.1', port: promotedNode.port });
+    let stopped = false;
+    try {
+      await frozen.set('k', 'old master');
+      await promoted.set('k', 'promoted');
+      process.kill(frozenNode.pid!, 'SIGSTOP');
+      stopped = true;
+      const steps = new StartSteps(20000, new AbortController().signal, silentLogger());
+      const asks: string[] = [];
+      // The first ask reaches the frozen master; later ones route as a slot map read anew would.
+      const answer = await steps.ask('read', () => {
+        asks.push(asks.length === 0 ? 'frozen' : 'promoted');
+        return (asks.length === 1 ? frozen : promoted).get('k');
+      });
+      expect(answer).to.equal('promoted');
+      expect(asks).to.deep.equal(['frozen', 'promoted']);
+    } finally {
+      if (stopped) process.kill(frozenNode.pid!, 'SIGCONT');
+      frozen.disconnect();
+      promoted.disconnect();
+      await Promise.all([server.stop(), replica.stop()]);
+    }
+  });
+
+  it('takes the first answer of any ask: an earlier one that answers late is not asked over again', async function () {
+    this.timeout(30000);
+    const server = await startLocalRedis({ mode: 'standalone' });
+    const node = server.nodes[0]!;
+    const redis = new Redis({ host: '127.0.0.1', port: node.port });
+    let stopped = false;
+    try {
+      await redis.set('k', 'answered');
+      process.kill(node.pid!, 'SIGSTOP');
+      stopped = true;
+      const steps = new StartSteps(20000, new AbortController().signal, silentLogger());
+      let asks = 0;
+      // Every ask waits on the stopped server until it goes on; the first's answer ends the step.
+      const answer = steps.ask('read', () => (++asks === 1 ? redis.get('k') : new Promise<string>(() => undefined)));
+      await waitFor(() => asks >= 2, { timeoutMs: 10000, what: 'a second ask' });
+      process.kill(node.pid!, 'SIGCONT');
+      stopped = false;
+      expect(await answer).to.equal('answered');
+    } finally {
+      if (stopped) process.kill(node.pid!, 'SIGCONT');
+      redis.disconnect();
+      await server.stop();
+    }
+  });
+
   it('gives up at the deadline naming TG_CONNECT_TIMEOUT_MS, and at once on what a working Redis refuses', async () => {
     const steps = new StartSteps(200, new AbortController().signal, silentLogger());
     let calls = 0;
