@@ -78,15 +78,18 @@ export class StartSteps {
    * promotion. Earlier asks stay in flight; the first answer of any is taken.
    */
   ask<T>(step: string, call: () => Promise<T>): Promise<T> {
-    const asked: Promise<T>[] = [];
+    let answered!: (value: T) => void;
+    const answer = new Promise<T>((resolve) => (answered = resolve));
     return this.run(step, async () => {
-      asked.push(call());
+      const asked = call();
+      // An earlier ask that fails later (its command timeout) fails no later ask: only the newest's failure counts.
+      asked.then(answered, () => undefined);
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new NoAnswerYet(`no answer within ${ANSWER_WAIT_MS} ms`)), ANSWER_WAIT_MS);
       });
       try {
-        return await Promise.race([...asked, late]);
+        return await Promise.race([answer, asked, late]);
       } finally {
         clearTimeout(timer);
       }

@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { startLocalRedis } from '../lib/local-redis.js';
 import { silentLogger } from '../lib/logger.js';
-import { passesWithFailover, StartSteps } from '../lib/start-steps.js';
+import { ANSWER_WAIT_MS, passesWithFailover, StartSteps } from '../lib/start-steps.js';
 import { waitFor } from './helpers/redis.js';
 
 describe('start steps', () => {
@@ -97,6 +97,21 @@ describe('start steps', () => {
       redis.disconnect();
       await server.stop();
     }
+  });
+
+  it('fails no later ask when an earlier one times out at last (a command timeout longer than the promotion)', async function () {
+    this.timeout(30000);
+    const steps = new StartSteps(20000, new AbortController().signal, silentLogger());
+    const asks: number[] = [];
+    const answer = await steps.ask('read', () => {
+      asks.push(Date.now());
+      // The first ask's command timeout comes while the second waits; the third reaches the promoted replica.
+      if (asks.length === 1) return new Promise<string>((_, reject) => setTimeout(() => reject(new Error('Command timed out')), ANSWER_WAIT_MS + 500));
+      if (asks.length === 2) return new Promise<string>(() => undefined);
+      return Promise.resolve('promoted');
+    });
+    expect(answer).to.equal('promoted');
+    expect(asks).to.have.length(3);
   });
 
   it('gives up at the deadline naming TG_CONNECT_TIMEOUT_MS, and at once on what a working Redis refuses', async () => {
