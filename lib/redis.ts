@@ -230,6 +230,10 @@ export function connect(target: RedisTarget, opts: ConnectOptions = {}): RedisCl
       clusterRetryStrategy: backoff,
       slotsRefreshInterval: opts.periodicSlotsRefresh === false ? 0 : 5000,
       maxRedirections: 32,
+      // ioredis's ready check sends CLUSTER INFO to a random master on each (re)connection, and a
+      // frozen one held every command behind it for the command timeout. A worker's start has
+      // checked the cluster's state already (detectTarget), and a refusal later is retried anyway.
+      enableReadyCheck: false,
     };
     return new Cluster(target.settings.seeds.map((s) => ({ host: s.host, port: s.port })), options);
   }

@@ -6,7 +6,7 @@ import { startLocalRedis } from '../lib/local-redis.js';
 import { KeyspaceSubscriber } from '../lib/keyspace-subscriber.js';
 import { silentLogger } from '../lib/logger.js';
 import { closeConnection, connect, detectTarget, masters, publishNear } from '../lib/redis.js';
-import { SLOT_COUNT } from '../lib/slots.js';
+import { keySlot, SLOT_COUNT } from '../lib/slots.js';
 import { clusterUrl, outcomeWithin, randomPrefix, waitFor } from './helpers/redis.js';
 import { client } from './helpers/worker.js';
 
@@ -135,6 +135,41 @@ describe('keyspace subscriber', () => {
       if (stopped) for (const n of frozen) process.kill(n.pid!, 'SIGCONT');
       listener?.disconnect();
       redis.disconnect();
+      await servers.stop();
+    }
+  });
+  it('opens new connections that answer at once while two of three masters are frozen (SIGSTOP) and the cluster still says ok: no readiness asked of a random master', async function () {
+    this.timeout(60000);
+    const servers = await startLocalRedis({ mode: 'cluster' });
+    const target = await detectTarget(loadConfig({ TG_REDIS_URL: servers.url }, []).redis);
+    const frozen = servers.nodes.slice(0, 2);
+    const opened: Cluster[] = [];
+    let stopped = false;
+    try {
+      // The cluster says ok for the whole test: what waits, waits on a frozen master, not on a refusal.
+      for (const n of servers.nodes) {
+        const direct = new Redis({ host: '127.0.0.1', port: n.port });
+        await direct.config('SET', 'cluster-node-timeout', '60000');
+        direct.disconnect();
+      }
+      const redis = connect(target, {});
+      const live = (await masters(redis, target)).find((m) => !frozen.some((n) => n.port === m.port))!;
+      redis.disconnect();
+      const prefix = randomPrefix();
+      let key = prefix;
+      for (let i = 0; !live.ranges.some(([a, b]) => keySlot(key) >= a && keySlot(key) <= b); i++) key = `${prefix}:${i}`;
+      for (const n of frozen) process.kill(n.pid!, 'SIGSTOP');
+      stopped = true;
+      // Six new connections: ioredis's ready check (CLUSTER INFO to a random master) would wait on a frozen one in all but 1 of 729 such runs.
+      for (let i = 0; i < 6; i++) {
+        const fresh = connect(target, { commandTimeoutMs: 30000, periodicSlotsRefresh: false }) as Cluster;
+        fresh.on('error', () => undefined);
+        opened.push(fresh);
+        expect(await outcomeWithin(fresh.get(key), 10_000), `connection ${i + 1}`).to.equal(null);
+      }
+    } finally {
+      if (stopped) for (const n of frozen) process.kill(n.pid!, 'SIGCONT');
+      opened.forEach((c) => c.disconnect());
       await servers.stop();
     }
   });
