@@ -22,10 +22,10 @@ import { encodeGap, parseGap } from './control.js';
 import type { KeyspaceSubscriber } from './keyspace-subscriber.js';
 import type { Logger } from './logger.js';
 import type { Reconciler } from './reconciler.js';
-import type { RedisClient } from './redis.js';
+import { publishNear, type RedisClient } from './redis.js';
 import type { Acquired, TakenOver } from './scripts.js';
 import { ShadowBuffer } from './shadow-buffer.js';
-import { slotRangeOfPartition } from './slots.js';
+import { keySlot, slotRangeOfPartition } from './slots.js';
 
 /** Allowance for the difference between this machine's clock and Redis's. */
 const CLOCK_MARGIN_MS = 1000;
@@ -122,7 +122,8 @@ export class Coverage {
     }
     if (got.previouslyCovered >= got.now) return;
     const gap = { partition, from: got.previouslyCovered, to: got.now, by: this.opts.workerId };
-    void this.opts.client.publish(this.opts.keys.gapsChannel(), encodeGap(gap)).catch(() => undefined);
+    // Through the lease key's master, which just answered: a keyless publish may wait on a frozen one and be lost.
+    void publishNear(this.opts.client, keySlot(this.opts.keys.lease(partition)), this.opts.keys.gapsChannel(), encodeGap(gap)).catch(() => undefined);
     this.replay(partition, gap.from - this.opts.clockOffsetMs - CLOCK_MARGIN_MS);
     this.opts.reconciler.request(partition, 'repair', gap.from);
   }
