@@ -46,9 +46,10 @@ describe('ticket jobs (cluster)', function () {
     expect((await latestTickets(redis, keys)).latest.size).to.equal(1000);
     // BullMQ names the connections of a queue shard `<prefix>:{q<i>.<n>}:...`. Its own loop would
     // leave one of them a shard waiting in BZPOPMIN on the queue's marker (blocked for seconds),
-    // and each job would wake one of them for nothing.
+    // and each job would wake one of them for nothing. Jobs go through the workers' `-bull` clients.
     const lists = await Promise.all((redis as Cluster).nodes('master').map((n) => n.client('LIST') as Promise<string>));
-    const queueConnections = lists.flatMap((l) => l.split('\n')).filter((line) => line.includes(` name=${prefix}:{q`));
+    const names = [`${prefix}:{q`, ...workers.map((w) => `tg-${w.id}-bull`)];
+    const queueConnections = lists.flatMap((l) => l.split('\n')).filter((line) => names.some((name) => line.includes(` name=${name}`)));
     expect(queueConnections.length).to.be.greaterThan(0);
     expect(queueConnections.filter((line) => / cmd=bzpopmin /.test(line) || / flags=\S*b/.test(line))).to.deep.equal([]);
   });
