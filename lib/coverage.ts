@@ -28,7 +28,7 @@ import { ShadowBuffer } from './shadow-buffer.js';
 import { keySlot, slotRangeOfPartition } from './slots.js';
 
 /** Allowance for the difference between this machine's clock and Redis's. */
-const CLOCK_MARGIN_MS = 1000;
+export const CLOCK_MARGIN_MS = 1000;
 
 /** Most keys the shadow buffer holds before it starts afresh. */
 const SHADOW_MAX_KEYS = 500_000;

@@ -96,11 +96,19 @@ export async function serverTime(client: RedisClient): Promise<number> {
   return Number(s) * 1000 + Math.floor(Number(us) / 1000);
 }
 
-/** Redis's clock minus this machine's, ms, as of the middle of the round trip. */
-export async function clockOffset(client: RedisClient): Promise<number> {
+/** An answer that came too late to be of use (counted as unanswered). */
+export class LateAnswer extends Error {}
+
+/**
+ * Redis's clock minus this machine's, ms, as of the middle of the round trip: off by up to half of
+ * it, so an answer after `maxRoundTripMs` (a master stalled meanwhile) is refused with a LateAnswer.
+ */
+export async function clockOffset(client: RedisClient, maxRoundTripMs = Infinity): Promise<number> {
   const sentAt = Date.now();
   const now = await serverTime(client);
-  return now - (sentAt + Date.now()) / 2;
+  const receivedAt = Date.now();
+  if (receivedAt - sentAt > maxRoundTripMs) throw new LateAnswer(`TIME answered after ${receivedAt - sentAt} ms, more than ${maxRoundTripMs} ms`);
+  return now - (sentAt + receivedAt) / 2;
 }
 
 export interface ConnectOptions {
@@ -147,8 +155,9 @@ export function refreshRouting(client: RedisClient): void {
   if (client instanceof Cluster) client.refreshSlotsCache();
 }
 
-/** Whether a command failed for want of an answer (timed out, or its connection closed) rather than on Redis's refusal. */
+/** Whether a command failed for want of an answer (timed out, answered too late, or its connection closed) rather than on Redis's refusal. */
 export function unanswered(err: unknown): boolean {
+  if (err instanceof LateAnswer) return true;
   const message = messageOf(err);
   return message.startsWith('Command timed out') || message.startsWith('Connection is closed');
 }

@@ -1,10 +1,33 @@
 /** A worker's start against a Redis that stops answering for a while, and against one that refuses. */
 import { expect } from 'chai';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { startLocalRedis } from '../lib/local-redis.js';
 import { silentLogger } from '../lib/logger.js';
+import { clockOffset } from '../lib/redis.js';
 import { ANSWER_WAIT_MS, passesWithFailover, StartSteps } from '../lib/start-steps.js';
 import { waitFor } from './helpers/redis.js';
+
+/** A standalone Redis holding k = 'answered', stopped (SIGSTOP) while `body` runs, until it calls `resume`. */
+async function whileStopped(options: RedisOptions, body: (redis: Redis, resume: () => void) => Promise<void>): Promise<void> {
+  const server = await startLocalRedis({ mode: 'standalone' });
+  const node = server.nodes[0]!;
+  const redis = new Redis({ host: '127.0.0.1', port: node.port, ...options });
+  let stopped = false;
+  const resume = () => {
+    if (stopped) process.kill(node.pid!, 'SIGCONT');
+    stopped = false;
+  };
+  try {
+    await redis.set('k', 'answered');
+    process.kill(node.pid!, 'SIGSTOP');
+    stopped = true;
+    await body(redis, resume);
+  } finally {
+    resume();
+    redis.disconnect();
+    await server.stop();
+  }
+}
 
 describe('start steps', () => {
   it('tells what a failover answers from what a working Redis refuses', () => {
@@ -18,29 +41,17 @@ describe('start steps', () => {
 
   it('asks a step again while Redis does not answer (SIGSTOP), and has its answer once Redis is back', async function () {
     this.timeout(30000);
-    const server = await startLocalRedis({ mode: 'standalone' });
-    const node = server.nodes[0]!;
-    const redis = new Redis({ host: '127.0.0.1', port: node.port, commandTimeout: 300 });
-    let stopped = false;
-    try {
-      await redis.set('k', 'answered');
+    await whileStopped({ commandTimeout: 300 }, async (redis, resume) => {
       const warnings: unknown[] = [];
       const logger = silentLogger();
       logger.warn = ((...args: unknown[]) => (warnings.push(args), logger)) as typeof logger.warn;
       const steps = new StartSteps(20000, new AbortController().signal, logger);
-      process.kill(node.pid!, 'SIGSTOP');
-      stopped = true;
       const answer = steps.run('read', () => redis.get('k'));
       // Several timeouts seen and retried before Redis answers again.
       await waitFor(() => warnings.length >= 2, { timeoutMs: 10000, what: 'two retried timeouts' });
-      process.kill(node.pid!, 'SIGCONT');
-      stopped = false;
+      resume();
       expect(await answer).to.equal('answered');
-    } finally {
-      if (stopped) process.kill(node.pid!, 'SIGCONT');
-      redis.disconnect();
-      await server.stop();
-    }
+    });
   });
 
   it('asks a repeatable step anew when it goes unanswered, not after the command timeout: a frozen master and its promoted replica', async function () {
@@ -76,27 +87,15 @@ describe('start steps', () => {
 
   it('takes the first answer of any ask: an earlier one that answers late is not asked over again', async function () {
     this.timeout(30000);
-    const server = await startLocalRedis({ mode: 'standalone' });
-    const node = server.nodes[0]!;
-    const redis = new Redis({ host: '127.0.0.1', port: node.port });
-    let stopped = false;
-    try {
-      await redis.set('k', 'answered');
-      process.kill(node.pid!, 'SIGSTOP');
-      stopped = true;
+    await whileStopped({}, async (redis, resume) => {
       const steps = new StartSteps(20000, new AbortController().signal, silentLogger());
       let asks = 0;
       // Every ask waits on the stopped server until it goes on; the first's answer ends the step.
       const answer = steps.ask('read', () => (++asks === 1 ? redis.get('k') : new Promise<string>(() => undefined)));
       await waitFor(() => asks >= 2, { timeoutMs: 10000, what: 'a second ask' });
-      process.kill(node.pid!, 'SIGCONT');
-      stopped = false;
+      resume();
       expect(await answer).to.equal('answered');
-    } finally {
-      if (stopped) process.kill(node.pid!, 'SIGCONT');
-      redis.disconnect();
-      await server.stop();
-    }
+    });
   });
 
   it('fails no later ask when an earlier one times out at last (a command timeout longer than the promotion)', async function () {
@@ -112,6 +111,29 @@ describe('start steps', () => {
     });
     expect(answer).to.equal('promoted');
     expect(asks).to.have.length(3);
+  });
+
+  it('takes no server time that came later than its bound (a stalled master), and asks again', async function () {
+    this.timeout(30000);
+    // The first ask reaches one stalled server, later asks another, let go only once the first answered.
+    await whileStopped({}, (first, resumeFirst) =>
+      whileStopped({}, async (later, resumeLater) => {
+        const steps = new StartSteps(20000, new AbortController().signal, silentLogger());
+        let asks = 0;
+        let firstSettled = false;
+        const offset = steps.ask('server time', () => {
+          if (++asks > 1) return clockOffset(later, 1000);
+          return clockOffset(first, 1000).finally(() => (firstSettled = true));
+        });
+        await waitFor(() => asks >= 2, { timeoutMs: 10000, what: 'a second ask' });
+        // Answered 2 s or more after it was sent: off by up to half of that, more than the bound allows.
+        resumeFirst();
+        await waitFor(() => firstSettled, { timeoutMs: 5000, what: 'the first ask settled' });
+        resumeLater();
+        // Both servers read this machine's clock: the true offset is 0.
+        expect(Math.abs(await offset)).to.be.below(500);
+      }),
+    );
   });
 
   it('gives up at the deadline naming TG_CONNECT_TIMEOUT_MS, and at once on what a working Redis refuses', async () => {
