@@ -138,11 +138,13 @@ describe('keyspace subscriber', () => {
       await servers.stop();
     }
   });
+
   it('opens new connections that answer at once while two of three masters are frozen (SIGSTOP) and the cluster still says ok: no readiness asked of a random master', async function () {
     this.timeout(60000);
     const servers = await startLocalRedis({ mode: 'cluster' });
     const target = await detectTarget(loadConfig({ TG_REDIS_URL: servers.url }, []).redis);
     const frozen = servers.nodes.slice(0, 2);
+    const redis = connect(target, {});
     const opened: Cluster[] = [];
     let stopped = false;
     try {
@@ -152,9 +154,7 @@ describe('keyspace subscriber', () => {
         await direct.config('SET', 'cluster-node-timeout', '60000');
         direct.disconnect();
       }
-      const redis = connect(target, {});
       const live = (await masters(redis, target)).find((m) => !frozen.some((n) => n.port === m.port))!;
-      redis.disconnect();
       const prefix = randomPrefix();
       let key = prefix;
       for (let i = 0; !live.ranges.some(([a, b]) => keySlot(key) >= a && keySlot(key) <= b); i++) key = `${prefix}:${i}`;
@@ -169,7 +169,7 @@ describe('keyspace subscriber', () => {
       }
     } finally {
       if (stopped) for (const n of frozen) process.kill(n.pid!, 'SIGCONT');
-      opened.forEach((c) => c.disconnect());
+      [redis, ...opened].forEach((c) => c.disconnect());
       await servers.stop();
     }
   });
