@@ -224,6 +224,22 @@ export function perNode<T, R>(client: RedisClient, items: readonly T[], slotOf: 
   );
 }
 
+/** How often a cluster client with periodicSlotsRefresh reads the slot map. */
+const SLOTS_REFRESH_MS = 5000;
+
+/**
+ * Reads the slot map every SLOTS_REFRESH_MS while the client is ready, on a timer that never keeps
+ * the process alive and stops at the client's end. ioredis's own (slotsRefreshInterval) is armed
+ * again by a read still in flight when quit() comes, and then reads for ever: a process that
+ * quit as one was under way never exited (the demo's writer, 1 run in 3 here).
+ */
+function readSlotsPeriodically(cluster: Cluster): void {
+  const timer = setInterval(() => {
+    if (cluster.status === 'ready') cluster.refreshSlotsCache();
+  }, SLOTS_REFRESH_MS).unref();
+  cluster.once('end', () => clearInterval(timer));
+}
+
 /** A command connection to the whole deployment (cluster-aware where needed). */
 export function connect(target: RedisTarget, opts: ConnectOptions = {}): RedisClient {
   const base = nodeOptions(target.settings, {
@@ -237,14 +253,17 @@ export function connect(target: RedisTarget, opts: ConnectOptions = {}): RedisCl
       enableAutoPipelining: opts.autoPipelining ?? true,
       autoPipeliningIgnoredCommands: NOT_AUTO_PIPELINED,
       clusterRetryStrategy: backoff,
-      slotsRefreshInterval: opts.periodicSlotsRefresh === false ? 0 : 5000,
+      // Read periodically below: ioredis's own timer is armed again by a read in flight when quit() comes.
+      slotsRefreshInterval: 0,
       maxRedirections: 32,
       // ioredis's ready check sends CLUSTER INFO to a random master on each (re)connection, and a
       // frozen one held every command behind it for the command timeout. A worker's start has
       // checked the cluster's state already (detectTarget), and a refusal later is retried anyway.
       enableReadyCheck: false,
     };
-    return new Cluster(target.settings.seeds.map((s) => ({ host: s.host, port: s.port })), options);
+    const cluster = new Cluster(target.settings.seeds.map((s) => ({ host: s.host, port: s.port })), options);
+    if (opts.periodicSlotsRefresh !== false) readSlotsPeriodically(cluster);
+    return cluster;
   }
   const seed = target.settings.seeds[0]!;
   return new Redis({ ...base, host: seed.host, port: seed.port, db: target.settings.db, enableAutoPipelining: opts.autoPipelining ?? true });
