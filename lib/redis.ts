@@ -231,7 +231,7 @@ const SLOTS_REFRESH_MS = 5000;
  * Reads the slot map every SLOTS_REFRESH_MS while the client is ready, on a timer that never keeps
  * the process alive and stops at the client's end. ioredis's own (slotsRefreshInterval) is armed
  * again by a read still in flight when quit() comes, and then reads for ever: a process that
- * quit as one was under way never exited (the demo's writer, 1 run in 3 here).
+ * quit as one was under way never exited (the demo's writer, about 1 run in 4 here).
  */
 function readSlotsPeriodically(cluster: Cluster): void {
   const timer = setInterval(() => {
