@@ -28,7 +28,10 @@ import { ShadowBuffer } from './shadow-buffer.js';
 import { keySlot, slotRangeOfPartition } from './slots.js';
 
 /** Allowance for the difference between this machine's clock and Redis's. */
-export const CLOCK_MARGIN_MS = 1000;
+const CLOCK_MARGIN_MS = 1000;
+
+/** Longest round trip of a clock-offset read that the margin covers (the offset is off by up to half of it). */
+export const CLOCK_READ_MAX_MS = 2 * CLOCK_MARGIN_MS;
 
 /** Most keys the shadow buffer holds before it starts afresh. */
 const SHADOW_MAX_KEYS = 500_000;

@@ -96,7 +96,7 @@ export async function serverTime(client: RedisClient): Promise<number> {
   return Number(s) * 1000 + Math.floor(Number(us) / 1000);
 }
 
-/** An answer that came too late to be of use (counted as unanswered). */
+/** An answer not come, or come too late, within the time it was of use (counted as unanswered). */
 export class LateAnswer extends Error {}
 
 /**
@@ -322,9 +322,10 @@ function nodeName(node: Redis): string {
   return endpointName(node.options as RedisEndpoint);
 }
 
-function answerWithin<T>(reply: Promise<T>, ms: number): Promise<T> {
+/** The reply, or a LateAnswer once `ms` pass without it (the command stays in flight). */
+export function answerWithin<T>(reply: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = globalThis.setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)));
+  const late = new Promise<never>((_, reject) => (timer = globalThis.setTimeout(() => reject(new LateAnswer(`no answer within ${ms} ms`)), ms)));
   return Promise.race([reply, late]).finally(() => clearTimeout(timer));
 }
 

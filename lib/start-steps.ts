@@ -5,11 +5,11 @@
  * instead of ending the worker. What a working Redis would answer the same way (a denied command, a
  * bad setting) ends the start at once.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setTimeout } from 'node:timers/promises';
 import type { RedisSettings } from './config.js';
 import { messageOf, RedisUnavailableError } from './errors.js';
 import type { Logger } from './logger.js';
-import { backoff, detectTarget, refreshRouting, unanswered, type RedisClient, type RedisTarget } from './redis.js';
+import { answerWithin, backoff, detectTarget, refreshRouting, unanswered, type RedisClient, type RedisTarget } from './redis.js';
 
 /** What a Redis Cluster answers while a failover is under way, or what ioredis says while it replaces a connection. */
 const FAILOVER_ANSWERS = [/^CLUSTERDOWN/, /^TRYAGAIN/, /^LOADING/, /^MASTERDOWN/, /^Failed to refresh slots cache/, /^CLUSTER SLOTS answered by no master/];
@@ -20,12 +20,9 @@ const FAILOVER_ANSWERS = [/^CLUSTERDOWN/, /^TRYAGAIN/, /^LOADING/, /^MASTERDOWN/
  */
 export const ANSWER_WAIT_MS = 2000;
 
-/** An ask of a repeatable step still unanswered after ANSWER_WAIT_MS (it stays in flight). */
-class NoAnswerYet extends Error {}
-
 /** Whether an error is one a failover gives, gone once a replica took over. */
 export function passesWithFailover(err: unknown): boolean {
-  return err instanceof NoAnswerYet || unanswered(err) || FAILOVER_ANSWERS.some((answer) => answer.test(messageOf(err)));
+  return unanswered(err) || FAILOVER_ANSWERS.some((answer) => answer.test(messageOf(err)));
 }
 
 /** A failure worth waiting out: the line to log while waiting, or null (fatal). */
@@ -84,15 +81,7 @@ export class StartSteps {
       const asked = call();
       // An earlier ask that fails later (its command timeout) fails no later ask: only the newest's failure counts.
       asked.then(answered, () => undefined);
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new NoAnswerYet(`no answer within ${ANSWER_WAIT_MS} ms`)), ANSWER_WAIT_MS);
-      });
-      try {
-        return await Promise.race([answer, asked, late]);
-      } finally {
-        clearTimeout(timer);
-      }
+      return answerWithin(Promise.race([answer, asked]), ANSWER_WAIT_MS);
     });
   }
 
@@ -108,7 +97,7 @@ export class StartSteps {
         this.logger.warn(wait.message, wait.meta);
         this.routing.forEach(refreshRouting);
         // An aborted pause rejects with a generic AbortError: the signal's own reason is what callers know.
-        await sleep(Math.min(backoff(attempt), Math.max(0, this.deadline - Date.now())), undefined, { signal: this.signal }).catch(() => this.signal.throwIfAborted());
+        await setTimeout(Math.min(backoff(attempt), Math.max(0, this.deadline - Date.now())), undefined, { signal: this.signal }).catch(() => this.signal.throwIfAborted());
       }
     }
   }

@@ -9,7 +9,7 @@ import { assign, slotsToHear } from './assignment.js';
 import { BalanceLoop } from './balance-loop.js';
 import type { Config } from './config.js';
 import { encodeDisconnect, encodeOffer, parseDisconnect, parseOffer } from './control.js';
-import { CLOCK_MARGIN_MS, Coverage } from './coverage.js';
+import { CLOCK_READ_MAX_MS, Coverage } from './coverage.js';
 import { DirtyReader } from './dirty-reader.js';
 import { DirtyWriter } from './dirty-writer.js';
 import { StartAborted } from './errors.js';
@@ -241,8 +241,7 @@ export class GeneratorWorker implements WorkerView {
       this.looks.tick();
       this.tickets.tick();
     });
-    // Off by up to half the round trip, which the coverage windows' margin must cover.
-    const clockOffsetMs = await steps.ask('server time', () => clockOffset(this.client, 2 * CLOCK_MARGIN_MS));
+    const clockOffsetMs = await steps.ask('server time', () => clockOffset(this.client, CLOCK_READ_MAX_MS));
     this.reconciler = new Reconciler({
       target,
       client: this.client,
