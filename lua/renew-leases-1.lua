@@ -22,13 +22,14 @@
 ]]
 --- @include "holds-lease"
 --- @include "redis-now"
+--- @include "coverage-mark"
 local now = redisNow()
 local replies = {}
 for i = 3, #ARGV, 4 do
   local lease, covered = ARGV[i], ARGV[i + 1]
   if holdsLease(lease, ARGV[1], ARGV[i + 2]) then
     redis.call('PEXPIRE', lease, ARGV[2])
-    redis.call('HSET', covered, 'at', math.min(now, tonumber(ARGV[i + 3])), 'owner', ARGV[1])
+    redis.call('HSET', covered, 'at', coverageMark(now, tonumber(ARGV[i + 3])), 'owner', ARGV[1])
     replies[#replies + 1] = now
   else
     replies[#replies + 1] = -2

@@ -151,6 +151,19 @@ for (const mode of ['standalone', 'cluster'] as const) {
       }
     });
 
+    it('leaves a coverage mark of 0, never "never covered", when the owner heard nothing and its clock runs ahead of Redis', async () => {
+      // A listener stopped or not yet subscribed hears up to 0; plus a negative clock offset, the
+      // mark sent is below 0, and the next owner would take -1 for a first coverage and adopt.
+      const a = await scripts.acquireLease(11, 'A', 10000);
+      const b = await scripts.acquireLease(12, 'A', 10000);
+      expect(await scripts.renewLease(11, 'A', a!.token, 10000, -3)).to.be.a('number');
+      expect(await scripts.renewLeases([{ partition: 12, token: b!.token, heardUpTo: -3 }], 'A', 10000)).to.have.length(1);
+      for (const p of [11, 12]) {
+        await redis.del(keys.lease(p));
+        expect((await scripts.acquireLease(p, 'B', 10000))!.previouslyCovered).to.equal(0);
+      }
+    });
+
     it('records heartbeats and drops silent members', async () => {
       await scripts.heartbeat('old', 60000);
       await redis.zadd(keys.members(), 0, 'silent');
