@@ -15,7 +15,7 @@ import { batchDelay, flushAfterRead, intervalLeft, readPause, type BatchState, t
 import { Coalescer, type DirtyEntry, type DirtyKey } from './coalescer.js';
 import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
-import { backoff, byNode, refreshRouting, unanswered, wireArg, type RedisClient } from './redis.js';
+import { backoff, byNode, followFailover, refreshRouting, unanswered, wireArg, type RedisClient } from './redis.js';
 import type { Scripts } from './scripts.js';
 import { keySlot } from './slots.js';
 
@@ -190,15 +190,17 @@ export class DirtyWriter {
     this.waitingSince = 0;
     this.dueWithRead = false;
     const { client, keys, scripts } = this.opts;
-    const one = ([partition, dirty]: [number, DirtyKey[]]) => Promise.all(dirty.map((d) => appendDirty(client, keys, partition, d)));
+    const slotOf = (partition: number) => keySlot(keys.dirty(partition));
+    const one = ([partition, dirty]: [number, DirtyKey[]]) => followFailover(client, slotOf(partition), Promise.all(dirty.map((d) => appendDirty(client, keys, partition, d))));
     const done = new Map<number, PromiseSettledResult<string[]>>();
     const settle = async (entry: [number, DirtyKey[]]) => void done.set(entry[0], (await Promise.allSettled([one(entry)]))[0]!);
     await Promise.all(
-      byNode(client, batch, ([partition]) => keySlot(keys.dirty(partition))).map(async (group) => {
+      byNode(client, batch, ([partition]) => slotOf(partition)).map(async (group) => {
         if (group.length === 1) return settle(group[0]!);
-        // One call a node; where it is refused (a slot moved, Redis out of memory), stream by stream.
+        // One call a node; where it is refused (a slot moved, Redis out of memory) or its master was
+        // replaced while it went unanswered, stream by stream.
         try {
-          const ids = await scripts.appendDirty(DIRTY_FIELDS, group.map(([partition, dirty]) => ({ partition, dirty })));
+          const ids = await followFailover(client, slotOf(group[0]![0]), scripts.appendDirty(DIRTY_FIELDS, group.map(([partition, dirty]) => ({ partition, dirty }))));
           group.forEach(([partition], i) => done.set(partition, { status: 'fulfilled', value: ids[i]! }));
         } catch {
           await Promise.all(group.map(settle));

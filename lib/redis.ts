@@ -155,6 +155,35 @@ export function refreshRouting(client: RedisClient): void {
   if (client instanceof Cluster) client.refreshSlotsCache();
 }
 
+/**
+ * Most time a command waits for its answer before the slot map is read again: Redis answers this
+ * project's commands in milliseconds, and a master frozen before its replica took over never does.
+ */
+export const ANSWER_WAIT_MS = 2000;
+
+/**
+ * The reply of a command sent to the master serving `slot`, or a LateAnswer once it went unanswered
+ * while the slot map, read again every ANSWER_WAIT_MS meanwhile, came to name another master for
+ * that slot. What was sent to a frozen master waited out the whole command timeout even after its
+ * replica took over (a stopping worker's drain missed its deadline on it); the caller now sends it
+ * again where the map says. A master only slow keeps its command: nothing is sent to it twice.
+ */
+export function followFailover<T>(client: RedisClient, slot: number, reply: Promise<T>): Promise<T> {
+  if (!(client instanceof Cluster)) return reply;
+  const sentTo = nodeOfSlot(client, slot);
+  let timer: NodeJS.Timeout | undefined;
+  const replaced = new Promise<never>((_, reject) => {
+    const look = (): void => {
+      const now = nodeOfSlot(client, slot);
+      if (now !== sentTo) return reject(new LateAnswer(`no answer from ${sentTo} within ${ANSWER_WAIT_MS} ms, and slot ${slot} is served by ${now || 'no known master'} now`));
+      refreshRouting(client);
+      timer = globalThis.setTimeout(look, ANSWER_WAIT_MS);
+    };
+    timer = globalThis.setTimeout(look, ANSWER_WAIT_MS);
+  });
+  return Promise.race([reply, replaced]).finally(() => clearTimeout(timer));
+}
+
 /** Whether a command failed for want of an answer (timed out, answered too late, or its connection closed) rather than on Redis's refusal. */
 export function unanswered(err: unknown): boolean {
   if (err instanceof LateAnswer) return true;
@@ -207,8 +236,8 @@ export function byNode<T>(client: RedisClient, items: Iterable<T>, slotOf: (item
 
 /**
  * One call a Redis node for the items it serves (`batch`: a reply per item, in order), item by
- * item (`single`) where a node's call is refused (a slot moved since the client last looked):
- * the replies in the items' order.
+ * item (`single`) where a node's call is refused (a slot moved since the client last looked) or
+ * its master was replaced while it went unanswered (followFailover): the replies in the items' order.
  */
 export function perNode<T, R>(client: RedisClient, items: readonly T[], slotOf: (item: T) => number, batch: (group: T[]) => Promise<R[]>, single: (item: T) => Promise<R>): Promise<R[]> {
   return perGroup(
@@ -216,7 +245,7 @@ export function perNode<T, R>(client: RedisClient, items: readonly T[], slotOf: 
     (item) => nodeOfSlot(client, slotOf(item)),
     async (group) => {
       try {
-        return await batch(group);
+        return await followFailover(client, slotOf(group[0]!), batch(group));
       } catch {
         return Promise.all(group.map(single));
       }

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
-import { defineReadOnlyCommand, EXACT_KEY_READ, perNode, wireArg, type RedisClient } from './redis.js';
+import { defineReadOnlyCommand, EXACT_KEY_READ, followFailover, perNode, wireArg, type RedisClient } from './redis.js';
 import { keySlot } from './slots.js';
 import type { Keys } from './keys.js';
 import { LeaseCode } from './errors.js';
@@ -367,7 +367,8 @@ export class Scripts {
       const value = t.value === undefined ? '' : Buffer.isBuffer(t.value) ? wireArg(t.value) : t.value;
       args.push(indexes.of(t.partition), wireArg(t.key), t.seq, t.digest, t.id, t.event, t.type, t.value === undefined ? '0' : '1', value, t.partition, t.slot, t.dirtyAt, t.createdAt);
     }
-    return (await this.call.appendTickets(1 + indexes.names.length, this.keys.tickets(shard), ...indexes.names, ...args)) as number;
+    const stream = this.keys.tickets(shard);
+    return (await followFailover(this.client, keySlot(stream), this.call.appendTickets(1 + indexes.names.length, stream, ...indexes.names, ...args))) as number;
   }
 
   /** The sink's stream names as the prefix's first worker listed them (listing ours if none did). */

@@ -9,16 +9,10 @@ import { setTimeout } from 'node:timers/promises';
 import type { RedisSettings } from './config.js';
 import { messageOf, RedisUnavailableError } from './errors.js';
 import type { Logger } from './logger.js';
-import { answerWithin, backoff, detectTarget, refreshRouting, unanswered, type RedisClient, type RedisTarget } from './redis.js';
+import { ANSWER_WAIT_MS, answerWithin, backoff, detectTarget, refreshRouting, unanswered, type RedisClient, type RedisTarget } from './redis.js';
 
 /** What a Redis Cluster answers while a failover is under way, or what ioredis says while it replaces a connection. */
 const FAILOVER_ANSWERS = [/^CLUSTERDOWN/, /^TRYAGAIN/, /^LOADING/, /^MASTERDOWN/, /^Failed to refresh slots cache/, /^CLUSTER SLOTS answered by no master/];
-
-/**
- * Most time one ask of a repeatable step waits for its answer before the slot maps are read again
- * and it is asked anew (Redis answers a start's few commands in milliseconds).
- */
-export const ANSWER_WAIT_MS = 2000;
 
 /** Whether an error is one a failover gives, gone once a replica took over. */
 export function passesWithFailover(err: unknown): boolean {

@@ -4,12 +4,11 @@ import type { BatchTiming } from '../lib/batch-timing.js';
 import { DirtyWriter } from '../lib/dirty-writer.js';
 import { Keys } from '../lib/keys.js';
 import { silentLogger } from '../lib/logger.js';
-import { Redis } from 'ioredis';
-import { loadConfig } from '../lib/config.js';
 import { startLocalRedis } from '../lib/local-redis.js';
-import { connect, detectTarget, masters, type RedisClient } from '../lib/redis.js';
+import { nodeOfSlot, type RedisClient } from '../lib/redis.js';
 import { keySlot } from '../lib/slots.js';
 import { Scripts } from '../lib/scripts.js';
+import { withFrozenMaster, type FrozenMaster } from './helpers/frozen-master.js';
 import { outcomeWithin, randomPrefix, standaloneUrl, waitFor } from './helpers/redis.js';
 import { client } from './helpers/worker.js';
 
@@ -93,36 +92,40 @@ describe('dirty writer (Redis failing)', function () {
     return new DirtyWriter({ client: redis, scripts: new Scripts(redis, keys), keys, timing: { intervalMs: 0, batchKeys: 1, maxWaitMs: 0 }, logger: silentLogger(), onAppended: () => undefined, maxPending: 1000, holds: () => true, onShed: () => undefined });
   }
 
-  it('drains to the replica that took over from a frozen master: a timed-out append reads the slot map again', async () => {
-    const servers = await startLocalRedis({ mode: 'cluster', replicas: 1 });
-    const target = await detectTarget(loadConfig({ TG_REDIS_URL: servers.url }, []).redis);
-    // As a stopping worker's: no slot-map refresh on a timer, no topology reads any more.
-    const redis = connect(target, { periodicSlotsRefresh: false, autoPipelining: false, commandTimeoutMs: 1000 });
+  /** `count` partitions whose dirty streams the master frozen in `body` serves, the first partition 0. */
+  async function onFrozenMaster(commandTimeoutMs: number, count: number, body: (frozen: FrozenMaster, keys: Keys, partitions: number[]) => Promise<void>): Promise<void> {
     const keys = new Keys(randomPrefix());
-    // The launcher lists the masters first, then the replicas: this one's master is the one frozen.
-    const replicaNode = servers.nodes[3]!;
-    const replica = new Redis({ host: '127.0.0.1', port: replicaNode.port });
-    const [, , masterPort] = (await replica.role()) as [string, string, number];
-    const frozen = servers.nodes.find((n) => n.port === Number(masterPort))!;
-    let stopped = false;
-    try {
-      const [first] = (await masters(redis, target)).filter((m) => m.port === frozen.port)[0]!.ranges;
-      const partition = [...Array(271).keys()].find((p) => keySlot(keys.dirty(p)) >= first![0] && keySlot(keys.dirty(p)) <= first![1])!;
-      await redis.exists(keys.dirty(partition));
-      process.kill(frozen.pid!, 'SIGSTOP');
-      stopped = true;
-      await replica.cluster('FAILOVER', 'TAKEOVER');
-      await waitFor(async () => (await replicaNode.role()) === 'master', { timeoutMs: 10000, what: 'the replica promoted' });
+    await withFrozenMaster(keySlot(keys.dirty(0)), commandTimeoutMs, async (frozen) => {
+      await frozen.redis.exists(keys.dirty(0));
+      const node = nodeOfSlot(frozen.redis, keySlot(keys.dirty(0)));
+      const partitions = [...Array(271).keys()].filter((p) => nodeOfSlot(frozen.redis, keySlot(keys.dirty(p))) === node).slice(0, count);
+      await body(frozen, keys, partitions);
+    });
+  }
+
+  it('drains to the replica that took over from a frozen master: a timed-out append reads the slot map again', async () => {
+    await onFrozenMaster(1000, 1, async ({ redis, freeze, promote }, keys, [partition]) => {
+      freeze();
+      await promote();
       const w = writerOn(redis, keys);
-      w.add(partition, Buffer.from('k'), 'set');
+      w.add(partition!, Buffer.from('k'), 'set');
       expect(await outcomeWithin(w.drain().then(() => 'drained'), 15000)).to.equal('drained');
-    } finally {
-      if (stopped) process.kill(frozen.pid!, 'SIGCONT');
-      replica.disconnect();
-      redis.disconnect();
-      await servers.stop();
-    }
+    });
   });
+
+  for (const streams of [1, 2]) {
+    it(`sends an append left unanswered by a master that froze to the replica that took over, not after its command timeout (${streams} stream${streams > 1 ? 's: one call a node' : ''})`, async () => {
+      await onFrozenMaster(60000, streams, async ({ redis, freeze, promote }, keys, partitions) => {
+        freeze();
+        const w = writerOn(redis, keys);
+        for (const p of partitions) w.add(p, Buffer.from(`k${p}`), 'set');
+        const drained = w.drain().then(() => 'drained');
+        await promote();
+        expect(await outcomeWithin(drained, 20000)).to.equal('drained');
+        for (const p of partitions) expect(await redis.xlen(keys.dirty(p))).to.equal(1);
+      });
+    });
+  }
 
   it('waits between the appends of a drain that Redis refuses at once (out of memory)', async () => {
     const server = await startLocalRedis({ mode: 'standalone' });

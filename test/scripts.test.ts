@@ -8,7 +8,8 @@ import { StreamSink, ticketFields, type Ticket } from '../lib/sink.js';
 import { partitionOfSlot } from '../lib/slots.js';
 import { nodeOfSlot } from '../lib/redis.js';
 import { keySlot } from '../lib/slots.js';
-import { clusterUrl, randomPrefix } from './helpers/redis.js';
+import { withFrozenMaster } from './helpers/frozen-master.js';
+import { clusterUrl, outcomeWithin, randomPrefix } from './helpers/redis.js';
 import { client } from './helpers/worker.js';
 
 describe('scripts on a cluster', () => {
@@ -175,5 +176,40 @@ describe('scripts on a cluster', () => {
       const indexed = (await redis.hgetBuffer(keys.index(t.partition), t.key))!.toString();
       expect(indexed).to.equal(`${t.seq} ${t.digest}`);
     }
+  });
+});
+
+describe('scripts while a master is frozen and its replica takes over', function () {
+  this.timeout(60000);
+
+  it('reads values one call a node and appends tickets, answered by the replica that took over, not after the command timeout', async () => {
+    const prefix = randomPrefix();
+    const keys = new Keys(prefix);
+    const stream = keys.tickets(0);
+    await withFrozenMaster(keySlot(stream), 60000, async ({ redis, master, freeze, promote }) => {
+      await redis.exists(stream);
+      const node = nodeOfSlot(redis, keySlot(stream));
+      // Keys of sink shard 0 on that master, the shard's stream and their index included.
+      const names: Buffer[] = [];
+      for (let i = 0; names.length < 2 && i < 100000; i++) {
+        const key = Buffer.from(`${prefix}-k:${i}`);
+        if (nodeOfSlot(redis, keySlot(key)) === node && keys.sinkShardOf(partitionOfSlot(keySlot(key), 271)) === 0) names.push(key);
+      }
+      expect(names).to.have.length(2);
+      for (const key of names) await redis.set(key, 'v');
+      await (redis as Cluster).nodes('master').find((n) => n.options.port === master.port)!.wait(1, 5000);
+      const scripts = new Scripts(redis, keys);
+      const slot = keySlot(names[0]!);
+      const ticket = { key: names[0]!, seq: '1700000000000-1', digest: 'd', id: 'id1', event: 'set', type: 'string', value: 'v', partition: partitionOfSlot(slot, 271), slot, dirtyAt: 1, createdAt: 2 };
+      freeze();
+      const reads = outcomeWithin(scripts.readValues(names).then((r) => r.map((v) => `${v.type} ${String(v.value)}`).join(', ')), 20000);
+      const appended = outcomeWithin(scripts.appendTickets(0, 'w', [ticket], null), 20000);
+      await promote();
+      // A read is sent again at once; a ticket job's append fails, and the job is retried.
+      expect(await reads).to.equal('string v, string v');
+      expect(String(await appended)).to.match(/^Error: no answer from \S+ within \d+ ms, and slot \d+ is served by \S+ now$/);
+      expect(await scripts.appendTickets(0, 'w', [ticket], null)).to.equal(1);
+      expect(await redis.xlen(stream)).to.equal(1);
+    });
   });
 });

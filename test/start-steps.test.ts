@@ -3,8 +3,8 @@ import { expect } from 'chai';
 import { Redis, type RedisOptions } from 'ioredis';
 import { startLocalRedis } from '../lib/local-redis.js';
 import { silentLogger } from '../lib/logger.js';
-import { clockOffset } from '../lib/redis.js';
-import { ANSWER_WAIT_MS, passesWithFailover, StartSteps } from '../lib/start-steps.js';
+import { ANSWER_WAIT_MS, clockOffset } from '../lib/redis.js';
+import { passesWithFailover, StartSteps } from '../lib/start-steps.js';
 import { waitFor } from './helpers/redis.js';
 
 /** A standalone Redis holding k = 'answered', stopped (SIGSTOP) while `body` runs, until it calls `resume`. */
