@@ -13,7 +13,7 @@ import type { Logger } from './logger.js';
 import { coalesceEntries, type DirtyEntry } from './coalescer.js';
 import { DIRTY_FIELDS } from './dirty-writer.js';
 import { DIRTY_GROUP, type Keys } from './keys.js';
-import { backoff, bufferCommand, byNode, perNode, type RedisClient } from './redis.js';
+import { backoff, bufferCommand, byNode, followFailover, perNode, type RedisClient } from './redis.js';
 import { keySlot } from './slots.js';
 import type { Scripts } from './scripts.js';
 import type { TicketQueue } from './ticket-queue.js';
@@ -212,8 +212,8 @@ export class DirtyReader {
           this.byNode(got, (g) => g.partition).map(async (group) => {
             const acks = group.map((g) => ({ partition: g.partition, ids: g.ids }));
             // One call a node; where it is refused (a slot moved), stream by stream.
-            if (acks.length > 1 && (await scripts.ackDirties(DIRTY_GROUP, acks).then(() => true, () => false))) return;
-            await Promise.all(acks.map((a) => scripts.ackDirty(a.partition, DIRTY_GROUP, a.ids)));
+            if (acks.length > 1 && (await this.routed(acks[0]!.partition, scripts.ackDirties(DIRTY_GROUP, acks)).then(() => true, () => false))) return;
+            await Promise.all(acks.map((a) => this.routed(a.partition, scripts.ackDirty(a.partition, DIRTY_GROUP, a.ids))));
           }),
         );
         this.enqueued += items.length;
@@ -230,6 +230,11 @@ export class DirtyReader {
       }
     }
     if (readError !== undefined) throw readError;
+  }
+
+  /** The reply of a command on the partition's stream, or a LateAnswer once its master was replaced while it went unanswered. */
+  private routed<T>(partition: number, reply: Promise<T>): Promise<T> {
+    return followFailover(this.opts.client, keySlot(this.opts.keys.dirty(partition)), reply);
   }
 
   /** Partitions (or items of them) grouped by the Redis node that serves their dirty stream. */
@@ -265,7 +270,7 @@ export class DirtyReader {
       this.byNode(fresh, (p) => p).map(async (group) => {
         if (group.length === 1) return settle(group[0]!, this.read(group[0]!));
         try {
-          const replies = await scripts.readDirty(group, DIRTY_GROUP, consumer, batchSize);
+          const replies = await this.routed(group[0]!, scripts.readDirty(group, DIRTY_GROUP, consumer, batchSize));
           group.forEach((p, i) => results.set(p, { status: 'fulfilled', value: replies[i] ?? [] }));
         } catch {
           // A call refused midway may have delivered some streams' entries: claim them first.
@@ -290,14 +295,14 @@ export class DirtyReader {
   /** New entries, [] when there are none. */
   private async read(partition: number): Promise<RawEntry[]> {
     const { client, keys, consumer, batchSize } = this.opts;
-    const reply = (await bufferCommand(client, 'xreadgroup')('GROUP', DIRTY_GROUP, consumer, 'COUNT', batchSize, 'STREAMS', keys.dirty(partition), '>')) as [Buffer, RawEntry[]][] | null;
+    const reply = (await this.routed(partition, bufferCommand(client, 'xreadgroup')('GROUP', DIRTY_GROUP, consumer, 'COUNT', batchSize, 'STREAMS', keys.dirty(partition), '>'))) as [Buffer, RawEntry[]][] | null;
     return reply?.[0]?.[1] ?? [];
   }
 
   /** Entries pending for any consumer (a previous owner, or this one after a failed round). */
   private async claim(partition: number): Promise<RawEntry[]> {
     const { client, keys, consumer, batchSize } = this.opts;
-    const [, claimed] = (await bufferCommand(client, 'xautoclaim')(keys.dirty(partition), DIRTY_GROUP, consumer, 0, '0-0', 'COUNT', batchSize)) as [Buffer, RawEntry[], Buffer[]];
+    const [, claimed] = (await this.routed(partition, bufferCommand(client, 'xautoclaim')(keys.dirty(partition), DIRTY_GROUP, consumer, 0, '0-0', 'COUNT', batchSize))) as [Buffer, RawEntry[], Buffer[]];
     return claimed;
   }
 }

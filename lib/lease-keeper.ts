@@ -184,4 +184,10 @@ export class LeaseKeeper extends EventEmitter {
     clearTimeout(this.timer);
     await this.round;
   }
+
+  /** Stops renewing and releases every lease still held (one that fails to release lapses). */
+  async releaseAll(): Promise<void> {
+    await this.stop();
+    await Promise.all([...this.held.keys()].map((p) => this.release(p).catch(() => undefined)));
+  }
 }

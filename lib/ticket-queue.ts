@@ -5,9 +5,12 @@
  */
 import { EventEmitter } from 'node:events';
 import { Queue, type ConnectionOptions, type JobsOptions, type JobType } from 'bullmq';
+import { Cluster } from 'ioredis';
 import type { CoalescedKey } from './coalescer.js';
 import { TICKET_QUEUE, type Keys } from './keys.js';
+import { followFailover } from './redis.js';
 import { queueShardTags } from './shards.js';
+import { keySlot } from './slots.js';
 
 /** [key (base64), last event, seq, dirtyAt] */
 export type TicketItem = [string, string, string, number];
@@ -61,6 +64,9 @@ export class TicketQueue extends EventEmitter {
   private turn = 0;
   /** Jobs added so far (a counter for metrics: keys per job is what BullMQ's cost is shared by). */
   added = 0;
+  /** Each shard's slot, where the connection is a cluster client (its adds follow a failover). */
+  private readonly slots: number[];
+  private readonly cluster: Cluster | undefined;
 
   constructor(
     connection: ConnectionOptions,
@@ -69,7 +75,10 @@ export class TicketQueue extends EventEmitter {
     shards: number,
   ) {
     super();
-    this.queues = openShards(connection, keys, queueShardTags(shards));
+    const tags = queueShardTags(shards);
+    this.queues = openShards(connection, keys, tags);
+    this.cluster = connection instanceof Cluster ? connection : undefined;
+    this.slots = tags.map((tag) => keySlot(keys.queuePrefix(tag)));
   }
 
   /**
@@ -99,8 +108,8 @@ export class TicketQueue extends EventEmitter {
       byShard.map(async (jobs, i) => {
         const queue = this.queues[i]!;
         if (jobs.length === 0) return;
-        if (jobs.length === 1) await queue.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts);
-        else await queue.addBulk(jobs);
+        const added: Promise<unknown> = jobs.length === 1 ? queue.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts) : queue.addBulk(jobs);
+        await (this.cluster ? followFailover(this.cluster, this.slots[i]!, added) : added);
         this.emit('added', i);
       }),
     );

@@ -84,6 +84,8 @@ export class GeneratorWorker implements WorkerView {
   private stopping = false;
   /** Set on a graceful stop: out of the member set, handing every partition over. */
   private leaving = false;
+  /** What a graceful stop is doing (leftBehind, when it misses its deadline). */
+  private stopStep = 'leaving, handing partitions over';
   private joined = false;
   /** Live members as last seen. */
   members: string[] = [];
@@ -163,8 +165,8 @@ export class GeneratorWorker implements WorkerView {
   }
 
   /** What a stop that missed its deadline leaves behind, and the state of Redis that may be why. */
-  leftBehind(): { redis: string; partitionsNotHandedOver: number; keysNotAppended: number } {
-    return { redis: this.client?.status ?? 'never connected', partitionsNotHandedOver: this.leases?.held.size ?? 0, keysNotAppended: this.writer?.backlog ?? 0 };
+  leftBehind(): { step: string; redis: string; partitionsNotHandedOver: number; keysNotAppended: number } {
+    return { step: this.stopStep, redis: this.client?.status ?? 'never connected', partitionsNotHandedOver: this.leases?.held.size ?? 0, keysNotAppended: this.writer?.backlog ?? 0 };
   }
 
   /** Partitions whose events this worker forwards now. */
@@ -460,17 +462,21 @@ export class GeneratorWorker implements WorkerView {
     this.timers.forEach(clearInterval);
     await this.looks.stop();
     this.logger.info('stopping', { owned: this.leases.held.size });
-    await this.subscriber.stop();
-    await this.reconciler.close();
-    await this.writer.drain();
-    await this.reader.close();
-    await this.tickets.close();
-    await this.leases.stop();
-    await Promise.all([...this.leases.held.keys()].map((p) => this.leases.release(p).catch(() => undefined)));
-    this.forwarding.fill(0);
-    await this.queue.close();
-    await Promise.all([this.control, this.client, this.bullClient].map(closeConnection));
-    await this.http?.close();
+    const steps: [string, () => Promise<unknown>][] = [
+      ['closing the listeners', () => this.subscriber.stop()],
+      ['closing the reconciler', () => this.reconciler.close()],
+      ['appending the keys gathered', () => this.writer.drain()],
+      ['closing the dirty-stream reader', () => this.reader.close()],
+      ['finishing the active ticket jobs', () => this.tickets.close()],
+      ['releasing the leases left', () => this.leases.releaseAll().then(() => this.forwarding.fill(0))],
+      ['closing the queues', () => this.queue.close()],
+      ['closing the connections', () => Promise.all([this.control, this.client, this.bullClient].map(closeConnection))],
+      ['closing the HTTP server', async () => this.http?.close()],
+    ];
+    for (const [step, run] of steps) {
+      this.stopStep = step;
+      await run();
+    }
     this.logger.info('stopped', { eventsReceived: this.stats.eventsReceived, appended: this.writer.appended, enqueued: this.reader.enqueued, tickets: this.tickets.made });
   }
 }

@@ -5,11 +5,18 @@ import { DirtyReader } from '../lib/dirty-reader.js';
 import { DIRTY_FIELDS } from '../lib/dirty-writer.js';
 import { DIRTY_GROUP, Keys } from '../lib/keys.js';
 import { silentLogger } from '../lib/logger.js';
-import type { RedisClient } from '../lib/redis.js';
+import type { Cluster } from 'ioredis';
+import { nodeOfSlot, type RedisClient } from '../lib/redis.js';
 import { Scripts } from '../lib/scripts.js';
+import { queueShardTags } from '../lib/shards.js';
+import { keySlot } from '../lib/slots.js';
 import { jobCounts, TicketQueue } from '../lib/ticket-queue.js';
-import { randomPrefix, standaloneUrl } from './helpers/redis.js';
+import { withFrozenMaster } from './helpers/frozen-master.js';
+import { outcomeWithin, randomPrefix, standaloneUrl } from './helpers/redis.js';
 import { client } from './helpers/worker.js';
+
+/** Four dirty keys of partition p. */
+const dirty = (p: number) => Array.from({ length: 4 }, (_, i) => ({ key: Buffer.from(`k${p}:${i}`), event: 'set', at: 1000 + i }));
 
 describe('dirty reader (standalone)', () => {
   let redis: RedisClient;
@@ -17,8 +24,6 @@ describe('dirty reader (standalone)', () => {
     redis = await client(standaloneUrl());
   });
   after(() => redis.quit());
-
-  const dirty = (p: number) => Array.from({ length: 4 }, (_, i) => ({ key: Buffer.from(`k${p}:${i}`), event: 'set', at: 1000 + i }));
 
   /** A reader of its own: no second look within a test, so a stream is read once as it is owned (and when poked). */
   const reader = (keys: Keys, scripts: Scripts, queue: TicketQueue, consumer: string) =>
@@ -90,5 +95,39 @@ describe('dirty reader (standalone)', () => {
       await next.close();
       await queue.close();
     }
+  });
+});
+
+describe('dirty reader (a master frozen, its replica taking over)', function () {
+  this.timeout(60000);
+
+  it('reads, enqueues and acknowledges through the replica that took over, not after the command timeout', async () => {
+    const keys = new Keys(randomPrefix());
+    // The master of the queue's shard, and of the streams read: every step of a round meets the frozen one.
+    const queueSlot = keySlot(keys.queuePrefix(queueShardTags(1)[0]));
+    await withFrozenMaster(queueSlot, 60000, async ({ redis, master, freeze, promote }) => {
+      await redis.exists(keys.queuePrefix());
+      const node = nodeOfSlot(redis, queueSlot);
+      const partitions = [...Array(271).keys()].filter((p) => nodeOfSlot(redis, keySlot(keys.dirty(p))) === node).slice(0, 2);
+      const scripts = new Scripts(redis, keys);
+      const queue = new TicketQueue(redis as unknown as ConnectionOptions, keys, { attempts: 1, backoffMs: 0 }, 1);
+      const owner = new DirtyReader({ client: redis, scripts, keys, queue, consumer: 'owner', batchSize: 200, roundIntervalMs: 0, lateAppendMs: 60_000, logger: silentLogger() });
+      try {
+        for (const p of partitions) await owner.own(p);
+        await owner.settled();
+        // Another worker's appends, on the replica too before the freeze.
+        await scripts.appendDirty(DIRTY_FIELDS, partitions.map((p) => ({ partition: p, dirty: dirty(p) })));
+        await (redis as Cluster).nodes('master').find((n) => n.options.port === master.port)!.wait(1, 5000);
+        freeze();
+        owner.sweep();
+        await promote();
+        expect(await outcomeWithin(owner.settled().then(() => owner.enqueued), 20000)).to.equal(8);
+        expect((await jobCounts(queue.queues, 'wait')).wait).to.equal(1);
+        for (const p of partitions) expect(await redis.xlen(keys.dirty(p))).to.equal(0);
+      } finally {
+        await outcomeWithin(owner.close(), 20000);
+        await outcomeWithin(queue.close(), 5000);
+      }
+    });
   });
 });

@@ -91,6 +91,7 @@ describe('worker process', function () {
       expect(last?.message).to.contain('compare them with Redis');
       expect(last?.redis).to.be.a('string').and.not.equal('ready');
       expect(last?.partitionsNotHandedOver).to.equal(16);
+      expect(last?.step).to.equal('leaving, handing partitions over');
     } finally {
       await server.stop();
     }

@@ -11,10 +11,12 @@ import { connect, detectTarget, type RedisClient } from '../lib/redis.js';
 import { Scripts } from '../lib/scripts.js';
 import { queueShardTags } from '../lib/shards.js';
 import type { Sink, Ticket } from '../lib/sink.js';
+import { keySlot } from '../lib/slots.js';
 import { latestTickets } from '../lib/ticket-reader.js';
 import { encodeItems, TicketQueue } from '../lib/ticket-queue.js';
 import { TicketWorker } from '../lib/ticket-worker.js';
 import type { GeneratorWorker } from '../lib/worker.js';
+import { withFrozenMaster } from './helpers/frozen-master.js';
 import { clusterUrl, outcomeWithin, randomPrefix, waitFor } from './helpers/redis.js';
 import { client, startWorker, testConfig } from './helpers/worker.js';
 
@@ -175,3 +177,26 @@ describe('ticket jobs (cluster)', function () {
   });
 });
 
+
+describe('ticket queue (a master frozen, its replica taking over)', function () {
+  this.timeout(60000);
+
+  it('adds a job sent to the frozen master through the replica that took over, not after the command timeout', async () => {
+    const keys = new Keys(randomPrefix());
+    await withFrozenMaster(keySlot(keys.queuePrefix(queueShardTags(1)[0])), 60000, async ({ redis, freeze, promote }) => {
+      const queue = new TicketQueue(redis as unknown as ConnectionOptions, keys, { attempts: 1, backoffMs: 0 }, 1);
+      try {
+        await queue.queues[0]!.getJobCounts('wait');
+        freeze();
+        const added = outcomeWithin(queue.enqueue([{ key: Buffer.from('k'), event: 'set', seq: '1-0', at: 1 }], 100).then(() => 'added'), 20000);
+        await promote();
+        // The first add fails once the replica serves the queue's slot; the caller (a reader's round) enqueues again.
+        expect(String(await added)).to.match(/^Error: no answer from \S+ within \d+ ms, and slot \d+ is served by \S+ now$/);
+        await queue.enqueue([{ key: Buffer.from('k'), event: 'set', seq: '1-0', at: 1 }], 100);
+        expect(await queue.queues[0]!.getWaitingCount()).to.equal(1);
+      } finally {
+        await outcomeWithin(queue.close(), 5000);
+      }
+    });
+  });
+});
