@@ -5,7 +5,6 @@ import { DirtyReader } from '../lib/dirty-reader.js';
 import { DIRTY_FIELDS } from '../lib/dirty-writer.js';
 import { DIRTY_GROUP, Keys } from '../lib/keys.js';
 import { silentLogger } from '../lib/logger.js';
-import type { Cluster } from 'ioredis';
 import { nodeOfSlot, type RedisClient } from '../lib/redis.js';
 import { Scripts } from '../lib/scripts.js';
 import { queueShardTags } from '../lib/shards.js';
@@ -105,7 +104,7 @@ describe('dirty reader (a master frozen, its replica taking over)', function () 
     const keys = new Keys(randomPrefix());
     // The master of the queue's shard, and of the streams read: every step of a round meets the frozen one.
     const queueSlot = keySlot(keys.queuePrefix(queueShardTags(1)[0]));
-    await withFrozenMaster(queueSlot, 60000, async ({ redis, master, freeze, promote }) => {
+    await withFrozenMaster(queueSlot, 60000, async ({ redis, replicated, freeze, promote }) => {
       await redis.exists(keys.queuePrefix());
       const node = nodeOfSlot(redis, queueSlot);
       const partitions = [...Array(271).keys()].filter((p) => nodeOfSlot(redis, keySlot(keys.dirty(p))) === node).slice(0, 2);
@@ -117,7 +116,7 @@ describe('dirty reader (a master frozen, its replica taking over)', function () 
         await owner.settled();
         // Another worker's appends, on the replica too before the freeze.
         await scripts.appendDirty(DIRTY_FIELDS, partitions.map((p) => ({ partition: p, dirty: dirty(p) })));
-        await (redis as Cluster).nodes('master').find((n) => n.options.port === master.port)!.wait(1, 5000);
+        await replicated();
         freeze();
         owner.sweep();
         await promote();

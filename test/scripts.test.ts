@@ -186,7 +186,7 @@ describe('scripts while a master is frozen and its replica takes over', function
     const prefix = randomPrefix();
     const keys = new Keys(prefix);
     const stream = keys.tickets(0);
-    await withFrozenMaster(keySlot(stream), 60000, async ({ redis, master, freeze, promote }) => {
+    await withFrozenMaster(keySlot(stream), 60000, async ({ redis, replicated, freeze, promote }) => {
       await redis.exists(stream);
       const node = nodeOfSlot(redis, keySlot(stream));
       // Keys of sink shard 0 on that master, the shard's stream and their index included.
@@ -197,7 +197,7 @@ describe('scripts while a master is frozen and its replica takes over', function
       }
       expect(names).to.have.length(2);
       for (const key of names) await redis.set(key, 'v');
-      await (redis as Cluster).nodes('master').find((n) => n.options.port === master.port)!.wait(1, 5000);
+      await replicated();
       const scripts = new Scripts(redis, keys);
       const slot = keySlot(names[0]!);
       const ticket = { key: names[0]!, seq: '1700000000000-1', digest: 'd', id: 'id1', event: 'set', type: 'string', value: 'v', partition: partitionOfSlot(slot, 271), slot, dirtyAt: 1, createdAt: 2 };

@@ -1,5 +1,5 @@
 /** A cluster master frozen (SIGSTOP: its connections stay open, nothing on them is answered) and its replica made to take over. */
-import { Redis } from 'ioredis';
+import { Redis, type Cluster } from 'ioredis';
 import { loadConfig } from '../../lib/config.js';
 import { startLocalRedis, type LocalRedisNode } from '../../lib/local-redis.js';
 import { connect, detectTarget, type RedisClient } from '../../lib/redis.js';
@@ -10,6 +10,8 @@ export interface FrozenMaster {
   redis: RedisClient;
   /** The master to freeze, as created. */
   master: LocalRedisNode;
+  /** Waits until what the master has written reached its replica (WAIT). */
+  replicated(): Promise<void>;
   freeze(): void;
   /** CLUSTER FAILOVER TAKEOVER on its replica, until the replica says it is a master. */
   promote(): Promise<void>;
@@ -20,14 +22,14 @@ export async function withFrozenMaster(slot: number, commandTimeoutMs: number, b
   const servers = await startLocalRedis({ mode: 'cluster', replicas: 1 });
   const redis = connect(await detectTarget(loadConfig({ TG_REDIS_URL: servers.url }, []).redis), { periodicSlotsRefresh: false, autoPipelining: false, commandTimeoutMs });
   redis.on('error', () => undefined);
-  const replicas: Redis[] = [];
+  const conns: Redis[] = [];
   let stopped: number | undefined;
   try {
     const master = await servers.masterOf(slot);
     let replica: { node: LocalRedisNode; conn: Redis } | undefined;
     for (const node of servers.nodes.filter((n) => n !== master)) {
       const conn = new Redis({ host: '127.0.0.1', port: node.port });
-      replicas.push(conn);
+      conns.push(conn);
       const [role, , masterPort] = (await conn.role()) as [string, string, number];
       if (role === 'slave' && Number(masterPort) === master.port) replica = { node, conn };
     }
@@ -36,6 +38,10 @@ export async function withFrozenMaster(slot: number, commandTimeoutMs: number, b
     await body({
       redis,
       master,
+      replicated: async () => {
+        const on = (redis as Cluster).nodes('master').find((n) => n.options.port === master.port);
+        if (on === undefined || (await on.wait(1, 5000)) < 1) throw new Error(`${master.port}: its writes did not reach its replica within 5 s`);
+      },
       freeze: () => {
         stopped = master.pid!;
         process.kill(stopped, 'SIGSTOP');
@@ -47,7 +53,7 @@ export async function withFrozenMaster(slot: number, commandTimeoutMs: number, b
     });
   } finally {
     if (stopped !== undefined) process.kill(stopped, 'SIGCONT');
-    replicas.forEach((r) => r.disconnect());
+    conns.forEach((c) => c.disconnect());
     redis.disconnect();
     await servers.stop();
   }
