@@ -189,7 +189,7 @@ describe('scripts while a master is frozen and its replica takes over', function
     await withFrozenMaster(keySlot(stream), 60000, async ({ redis, replicated, freeze, promote }) => {
       await redis.exists(stream);
       const node = nodeOfSlot(redis, keySlot(stream));
-      // Keys of sink shard 0 on that master, the shard's stream and their index included.
+      // Two keys on that master whose tickets go to sink shard 0 (its stream, and their index, live there too).
       const names: Buffer[] = [];
       for (let i = 0; names.length < 2 && i < 100000; i++) {
         const key = Buffer.from(`${prefix}-k:${i}`);

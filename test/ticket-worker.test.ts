@@ -177,7 +177,6 @@ describe('ticket jobs (cluster)', function () {
   });
 });
 
-
 describe('ticket queue (a master frozen, its replica taking over)', function () {
   this.timeout(60000);
 

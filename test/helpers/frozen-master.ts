@@ -17,7 +17,7 @@ export interface FrozenMaster {
   promote(): Promise<void>;
 }
 
-/** On a cluster of its own with a replica a master, `body` may freeze the master serving `slot` and have its replica take over. */
+/** On a cluster of its own, a replica for each master, `body` may freeze the master serving `slot` and have its replica take over. */
 export async function withFrozenMaster(slot: number, commandTimeoutMs: number, body: (frozen: FrozenMaster) => Promise<void>): Promise<void> {
   const servers = await startLocalRedis({ mode: 'cluster', replicas: 1 });
   const redis = connect(await detectTarget(loadConfig({ TG_REDIS_URL: servers.url }, []).redis), { periodicSlotsRefresh: false, autoPipelining: false, commandTimeoutMs });
