@@ -152,7 +152,8 @@ export function nodeOfSlot(client: RedisClient, slot: number): string {
  * took over sends no MOVED, only silence: a command that timed out says the map may be stale.
  */
 export function refreshRouting(client: RedisClient): void {
-  if (client instanceof Cluster) client.refreshSlotsCache();
+  // Not once it quits: a read of the map then would connect again and keep the process alive.
+  if (client instanceof Cluster && client.status !== 'end' && client.status !== 'disconnecting') client.refreshSlotsCache();
 }
 
 /**
@@ -182,6 +183,21 @@ export function followFailover<T>(client: RedisClient, slot: number, reply: Prom
     timer = globalThis.setTimeout(look, ANSWER_WAIT_MS);
   });
   return Promise.race([reply, replaced]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * `work`, with the slot maps of `clients` read again every ANSWER_WAIT_MS while it runs. ioredis drops
+ * a node that its new map no longer lists, as a master frozen and replaced, and fails every command
+ * waiting on it: a wait on such commands, BullMQ's included, ends soon after the promotion instead of
+ * at their command timeout.
+ */
+export async function refreshingRoutes<T>(clients: readonly RedisClient[], work: Promise<T>): Promise<T> {
+  const timer = setInterval(() => clients.forEach(refreshRouting), ANSWER_WAIT_MS);
+  try {
+    return await work;
+  } finally {
+    clearInterval(timer);
+  }
 }
 
 /** Whether a command failed for want of an answer (timed out, answered too late, or its connection closed) rather than on Redis's refusal. */

@@ -19,7 +19,7 @@ import { startHttpServer, type HttpServer } from './http-server.js';
 import { KeyspaceSubscriber } from './keyspace-subscriber.js';
 import { LeaseKeeper, readLeases, type LeaseState } from './lease-keeper.js';
 import { createLogger, type Logger } from './logger.js';
-import { clockOffset, closeConnection, connect, nodeOfSlot, publishNear, type RedisClient, type RedisTarget } from './redis.js';
+import { clockOffset, closeConnection, connect, nodeOfSlot, publishNear, refreshingRoutes, type RedisClient, type RedisTarget } from './redis.js';
 import { printableKey, Reconciler } from './reconciler.js';
 import { Scripts } from './scripts.js';
 import { claimSinkLayout, loadSink, StreamSink, type Ticket } from './sink.js';
@@ -457,7 +457,8 @@ export class GeneratorWorker implements WorkerView {
    */
   async stop(): Promise<void> {
     if (this.stopping || this.leaving) return;
-    await this.leave();
+    const routed = [this.client, this.bullClient];
+    await refreshingRoutes(routed, this.leave());
     this.stopping = true;
     this.timers.forEach(clearInterval);
     await this.looks.stop();
@@ -475,7 +476,8 @@ export class GeneratorWorker implements WorkerView {
     ];
     for (const [step, run] of steps) {
       this.stopStep = step;
-      await run();
+      // The listeners' topology reads, which keep the maps in line, stop early in a stop.
+      await refreshingRoutes(routed, run());
     }
     this.logger.info('stopped', { eventsReceived: this.stats.eventsReceived, appended: this.writer.appended, enqueued: this.reader.enqueued, tickets: this.tickets.made });
   }

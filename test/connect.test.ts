@@ -1,7 +1,10 @@
-/** The cluster connections `connect` makes: what they leave behind when they end. */
+/** The cluster connections `connect` makes: what they leave behind when they end, and what waits on a master replaced. */
 import { spawn } from 'node:child_process';
 import { expect } from 'chai';
-import { clusterUrl } from './helpers/redis.js';
+import { refreshingRoutes } from '../lib/redis.js';
+import { keySlot } from '../lib/slots.js';
+import { withFrozenMaster } from './helpers/frozen-master.js';
+import { clusterUrl, outcomeWithin } from './helpers/redis.js';
 
 const REDIS_MODULE = new URL('../lib/redis.js', import.meta.url).href;
 const CONFIG_MODULE = new URL('../lib/config.js', import.meta.url).href;
@@ -39,5 +42,23 @@ describe('cluster connections', () => {
     if (child.exitCode === null) child.kill('SIGKILL');
     expect(out).to.contain('quit');
     expect(outcome, out).to.equal('exit 0');
+  });
+});
+
+describe('cluster connections while a master is frozen and its replica takes over', function () {
+  this.timeout(60000);
+
+  it('send what waits on the frozen master to the replica that took over when their slot map is read again meanwhile (refreshingRoutes)', async () => {
+    const key = 'k';
+    await withFrozenMaster(keySlot(key), 60000, async ({ redis, replicated, freeze, promote }) => {
+      await redis.set(key, 'v');
+      await replicated();
+      freeze();
+      // Not wrapped by followFailover: a command of any caller (BullMQ's, a leave's ZREM). ioredis
+      // drops the node the new map no longer lists and sends what waited on it where the map says.
+      const waiting = outcomeWithin(refreshingRoutes([redis], redis.get(key)), 20000);
+      await promote();
+      expect(await waiting).to.equal('v');
+    });
   });
 });
