@@ -187,9 +187,9 @@ export function followFailover<T>(client: RedisClient, slot: number, reply: Prom
 
 /**
  * `work`, with the slot maps of `clients` read again every ANSWER_WAIT_MS while it runs. ioredis drops
- * a node that its new map no longer lists, as a master frozen and replaced, and fails every command
- * waiting on it: a wait on such commands, BullMQ's included, ends soon after the promotion instead of
- * at their command timeout.
+ * a node that its new map no longer lists, as a master frozen and replaced, and sends the commands
+ * waiting on it where the new map says: a wait on such commands, BullMQ's included, ends soon after
+ * the promotion instead of at their command timeout.
  */
 export async function refreshingRoutes<T>(clients: readonly RedisClient[], work: Promise<T>): Promise<T> {
   const timer = setInterval(() => clients.forEach(refreshRouting), ANSWER_WAIT_MS);
